@@ -1,0 +1,122 @@
+"""Activities the campaign workflow uses: paging members, status, wake-ups."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy import func, update
+from sqlmodel import select
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from activities.types import (
+    FINAL_MEMBER_STATES,
+    MemberRef,
+    MembersPage,
+    MembersPageInput,
+    MemberState,
+)
+from store.db import Database
+from store.models import Campaign, CampaignMember, CampaignStatus, utcnow
+from workflows import names
+
+logger = logging.getLogger(__name__)
+
+WAKE_BATCH = 50
+_OPEN_STATES = [state.value for state in MemberState if state not in FINAL_MEMBER_STATES]
+
+
+class CampaignActivities:
+    def __init__(self, db: Database, client: Client) -> None:
+        self._db = db
+        self._client = client
+
+    @activity.defn(name=names.ACTIVITY_LIST_MEMBERS)
+    def list_members(self, input: MembersPageInput) -> MembersPage:
+        """Return the next page of members by id, after the cursor."""
+        with self._db.session() as session:
+            rows = session.exec(
+                select(CampaignMember.id, CampaignMember.contact_id)
+                .where(
+                    CampaignMember.campaign_id == input.campaign_id,
+                    CampaignMember.id > input.after_member_id,
+                )
+                .order_by(CampaignMember.id)
+                .limit(input.limit)
+            ).all()
+        members = [MemberRef(member_id=m, contact_id=c) for m, c in rows]
+        cursor = members[-1].member_id if members else input.after_member_id
+        return MembersPage(members=members, next_cursor=cursor, done=len(rows) < input.limit)
+
+    @activity.defn(name=names.ACTIVITY_COUNT_UNFINISHED)
+    def count_unfinished(self, campaign_id: int) -> int:
+        with self._db.session() as session:
+            return session.exec(
+                select(func.count())
+                .select_from(CampaignMember)
+                .where(
+                    CampaignMember.campaign_id == campaign_id,
+                    CampaignMember.state.in_(_OPEN_STATES),  # type: ignore[attr-defined]
+                )
+            ).one()
+
+    @activity.defn(name=names.ACTIVITY_SET_CAMPAIGN_STATUS)
+    def set_campaign_status(self, campaign_id: int, status: str) -> None:
+        with self._db.session() as session:
+            campaign = session.get(Campaign, campaign_id)
+            if campaign is None:
+                return
+            if campaign.status in (CampaignStatus.CANCELED, CampaignStatus.FINISHED):
+                return
+            campaign.status = status
+            if status in (CampaignStatus.CANCELED, CampaignStatus.FINISHED):
+                campaign.finished_at = utcnow()
+            session.add(campaign)
+            if status == CampaignStatus.CANCELED:
+                session.exec(
+                    update(CampaignMember)
+                    .where(
+                        CampaignMember.campaign_id == campaign_id,
+                        CampaignMember.state.in_(  # type: ignore[attr-defined]
+                            [MemberState.PENDING, MemberState.WAITING]
+                        ),
+                    )
+                    .values(state=MemberState.CANCELED, reason="campaign canceled")
+                )
+            session.commit()
+        logger.info("Campaign %s is now %s", campaign_id, status)
+
+    @activity.defn(name=names.ACTIVITY_WAKE_MEMBERS)
+    async def wake_members(self, campaign_id: int) -> int:
+        """Signal every waiting contact of the campaign to check again now."""
+        members = await asyncio.to_thread(self._waiting_contacts, campaign_id)
+        woken = 0
+        for start in range(0, len(members), WAKE_BATCH):
+            batch = members[start : start + WAKE_BATCH]
+            await asyncio.gather(*(self._wake(campaign_id, c) for c in batch))
+            woken += len(batch)
+            activity.heartbeat(woken)
+        return woken
+
+    def _waiting_contacts(self, campaign_id: int) -> list[int]:
+        with self._db.session() as session:
+            return list(
+                session.exec(
+                    select(CampaignMember.contact_id).where(
+                        CampaignMember.campaign_id == campaign_id,
+                        CampaignMember.state.in_(  # type: ignore[attr-defined]
+                            [MemberState.WAITING, MemberState.CANCELED]
+                        ),
+                    )
+                ).all()
+            )
+
+    async def _wake(self, campaign_id: int, contact_id: int) -> None:
+        workflow_id = names.contact_workflow_id(campaign_id, contact_id)
+        try:
+            await self._client.get_workflow_handle(workflow_id).signal("wake")
+        except RPCError as error:
+            # Finished or never started: nothing to wake.
+            logger.debug("Could not wake %s: %s", workflow_id, error)

@@ -1,0 +1,49 @@
+"""Agents: the voice agent a campaign hands answered calls to."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+from sqlmodel import select
+
+from api.deps import ApiKey, SessionDep, SettingsDep
+from api.errors import ApiError
+from api.schemas import AgentCreate, AgentOut
+from contacts.phones import InvalidPhone, normalize_phone
+from store.models import Agent
+
+router = APIRouter(prefix="/agents", tags=["agents"], dependencies=[ApiKey])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create_agent(body: AgentCreate, session: SessionDep, settings: SettingsDep) -> AgentOut:
+    """Create an agent."""
+    try:
+        phone = normalize_phone(body.from_number, settings.default_region)
+    except InvalidPhone as error:
+        raise ApiError(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "invalid_from_number",
+            f"from_number: {error}",
+        ) from error
+    if not body.voice_url.startswith(("http://", "https://")):
+        raise ApiError(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "invalid_voice_url",
+            f"voice_url must be an http(s) URL, got {body.voice_url!r}",
+        )
+    agent = Agent(
+        name=body.name,
+        from_number=phone.e164,
+        voice_url=body.voice_url,
+        purpose=body.purpose,
+    )
+    session.add(agent)
+    session.commit()
+    return AgentOut.model_validate(agent, from_attributes=True)
+
+
+@router.get("")
+def list_agents(session: SessionDep) -> list[AgentOut]:
+    """List agents."""
+    agents = session.exec(select(Agent).order_by(Agent.id)).all()
+    return [AgentOut.model_validate(agent, from_attributes=True) for agent in agents]

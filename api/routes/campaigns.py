@@ -1,0 +1,227 @@
+"""Campaigns: create, list, get, and start, pause, resume or cancel them."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, status
+from sqlmodel import select
+from temporalio.client import Client
+from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.service import RPCError
+
+from activities.settings import settings_from_dict, settings_to_dict
+from activities.types import CampaignInput, CampaignSettings
+from api.deps import ApiKey, SessionDep, SettingsDep, TemporalDep
+from api.errors import ApiError, not_found
+from api.schemas import CampaignCreate, CampaignOut
+from rules.window import CallingWindow, WindowError
+from store.campaigns import add_members, campaign_counts
+from store.models import Agent, Campaign, CampaignStatus, utcnow
+from workflows import names
+from workflows.campaign import CampaignWorkflow
+
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix="/campaigns", tags=["campaigns"], dependencies=[ApiKey])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create_campaign(body: CampaignCreate, session: SessionDep) -> CampaignOut:
+    """Create a campaign in draft with the selected contacts as members."""
+    if session.get(Agent, body.agent_id) is None:
+        raise not_found("agent", body.agent_id)
+    settings = CampaignSettings(
+        **{
+            **body.settings.model_dump(),
+            "retry_outcomes": tuple(body.settings.retry_outcomes),
+            "window_days": tuple(body.settings.window_days),
+        }
+    )
+    _validate_window(settings)
+    campaign = Campaign(
+        name=body.name, agent_id=body.agent_id, settings=settings_to_dict(settings)
+    )
+    session.add(campaign)
+    session.flush()
+    selection = body.contacts
+    added = add_members(
+        session,
+        campaign.id,
+        import_id=selection.import_id,
+        contact_ids=selection.contact_ids,
+        all_contacts=selection.all,
+    )
+    if added == 0:
+        session.rollback()
+        raise ApiError(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "no_contacts",
+            "the campaign selects no contacts: give contacts.import_id, "
+            "contacts.contact_ids or contacts.all",
+        )
+    session.commit()
+    logger.info("Campaign %s created with %s members", campaign.id, added)
+    return _out(session, campaign)
+
+
+@router.get("")
+def list_campaigns(session: SessionDep) -> list[CampaignOut]:
+    """List campaigns, newest first."""
+    campaigns = session.exec(select(Campaign).order_by(Campaign.id.desc())).all()  # type: ignore[union-attr]
+    return [_out(session, campaign) for campaign in campaigns]
+
+
+@router.get("/{campaign_id}")
+def get_campaign(campaign_id: int, session: SessionDep) -> CampaignOut:
+    """Get a campaign with its counts by member state and call outcome."""
+    return _out(session, _campaign(session, campaign_id))
+
+
+@router.post("/{campaign_id}/start")
+async def start_campaign(
+    campaign_id: int, session: SessionDep, settings: SettingsDep, temporal: TemporalDep
+) -> CampaignOut:
+    """Start the campaign; starting it again changes nothing."""
+    campaign = _campaign(session, campaign_id)
+    if campaign.status in (CampaignStatus.CANCELED, CampaignStatus.FINISHED):
+        raise ApiError(
+            status.HTTP_409_CONFLICT,
+            "campaign_closed",
+            f"campaign {campaign_id} is {campaign.status} and cannot start again",
+        )
+    if campaign.status == CampaignStatus.DRAFT:
+        campaign.status = CampaignStatus.RUNNING
+        campaign.started_at = utcnow()
+        session.add(campaign)
+        session.commit()
+    await _start_workflow(temporal, campaign, settings.task_queue, settings)
+    return _out(session, campaign)
+
+
+@router.post("/{campaign_id}/pause")
+async def pause_campaign(
+    campaign_id: int, session: SessionDep, temporal: TemporalDep
+) -> CampaignOut:
+    """Pause: no new dial starts until resume; live calls finish."""
+    campaign = _set_status(session, campaign_id, CampaignStatus.PAUSED, {CampaignStatus.RUNNING})
+    await _signal(temporal, campaign_id, "pause")
+    return _out(session, campaign)
+
+
+@router.post("/{campaign_id}/resume")
+async def resume_campaign(
+    campaign_id: int, session: SessionDep, temporal: TemporalDep
+) -> CampaignOut:
+    """Resume a paused campaign where it stopped."""
+    campaign = _set_status(session, campaign_id, CampaignStatus.RUNNING, {CampaignStatus.PAUSED})
+    await _signal(temporal, campaign_id, "resume")
+    return _out(session, campaign)
+
+
+@router.post("/{campaign_id}/cancel")
+async def cancel_campaign(
+    campaign_id: int, session: SessionDep, temporal: TemporalDep
+) -> CampaignOut:
+    """Cancel: no new dial starts; waiting contacts end as canceled."""
+    campaign = _set_status(
+        session,
+        campaign_id,
+        CampaignStatus.CANCELED,
+        {CampaignStatus.RUNNING, CampaignStatus.PAUSED, CampaignStatus.DRAFT},
+    )
+    await _signal(temporal, campaign_id, "cancel")
+    return _out(session, campaign)
+
+
+def _validate_window(settings: CampaignSettings) -> None:
+    try:
+        CallingWindow.parse(
+            settings.window_start, settings.window_end, settings.window_days
+        ).validate()
+    except WindowError as error:
+        raise ApiError(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_calling_window", str(error)
+        ) from error
+
+
+def _campaign(session: SessionDep, campaign_id: int) -> Campaign:
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise not_found("campaign", campaign_id)
+    return campaign
+
+
+def _set_status(
+    session: SessionDep, campaign_id: int, new: str, allowed_from: set[str]
+) -> Campaign:
+    campaign = _campaign(session, campaign_id)
+    if campaign.status == new:
+        return campaign
+    if campaign.status not in allowed_from:
+        raise ApiError(
+            status.HTTP_409_CONFLICT,
+            "invalid_transition",
+            f"campaign {campaign_id} is {campaign.status}; cannot make it {new}",
+        )
+    campaign.status = new
+    if new == CampaignStatus.CANCELED:
+        campaign.finished_at = utcnow()
+    session.add(campaign)
+    # Committed before the signal, so the dial check sees it at once.
+    session.commit()
+    logger.info("Campaign %s set to %s", campaign_id, new)
+    return campaign
+
+
+async def _start_workflow(
+    temporal: Client, campaign: Campaign, task_queue: str, settings: SettingsDep
+) -> None:
+    assert campaign.id is not None
+    search_attributes = TypedSearchAttributes(
+        [names.CAMPAIGN_ID.value_set(str(campaign.id))]
+    )
+    await temporal.start_workflow(
+        CampaignWorkflow.run,
+        CampaignInput(
+            campaign_id=campaign.id, settings=settings_from_dict(campaign.settings)
+        ),
+        id=names.campaign_workflow_id(campaign.id),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=search_attributes,
+        static_summary=f"campaign {campaign.id}",
+    )
+
+
+async def _signal(temporal: Client, campaign_id: int, signal: str) -> None:
+    handle = temporal.get_workflow_handle(names.campaign_workflow_id(campaign_id))
+    try:
+        await handle.signal(signal)
+    except RPCError as error:
+        # A campaign never started, or already closed, has no workflow: the
+        # status in the database is what the dial check reads.
+        logger.debug("Campaign %s has no running workflow: %s", campaign_id, error)
+
+
+def _out(session: SessionDep, campaign: Campaign) -> CampaignOut:
+    assert campaign.id is not None
+    counts = campaign_counts(session, campaign.id)
+    return CampaignOut(
+        id=campaign.id,
+        name=campaign.name,
+        agent_id=campaign.agent_id,
+        status=campaign.status,
+        settings=campaign.settings,
+        created_at=campaign.created_at,
+        started_at=campaign.started_at,
+        finished_at=campaign.finished_at,
+        members=counts.members,
+        members_by_state=counts.members_by_state,
+        calls_placed=counts.calls_placed,
+        calls_by_outcome=counts.calls_by_outcome,
+        not_called_by_reason=counts.not_called_by_reason,
+        waiting_by_reason=counts.waiting_by_reason,
+        lines_in_use=counts.lines_in_use,
+        next_attempt_at=counts.next_attempt_at,
+        workflow_id=names.campaign_workflow_id(campaign.id),
+    )

@@ -1,0 +1,242 @@
+"""The ``outbound`` command: run a campaign from a CSV, or keep the stack up."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from cli.client import ApiClient, ApiFailure
+from cli.durations import parse_duration
+from cli.progress import follow_campaign
+from cli.stack import EmbeddedStack, StackError
+from cli.summary import build_summary, print_summary
+from config import DEFAULT_DATA_DIR
+
+app = typer.Typer(
+    help="Outbound calling campaigns for voice agents, on Temporal.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+DEMO_AGENT_NAME = "Demo agent"
+DEMO_AGENT_NUMBER = "+12025550100"
+
+DataDir = Annotated[
+    Path, typer.Option("--data-dir", help="Directory for all the stack's state.")
+]
+
+
+def _duration(value: str) -> int:
+    try:
+        return parse_duration(value)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
+
+
+@app.command()
+def up(
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    scenario: Annotated[
+        Path | None, typer.Option(help="Simulator scenario file (JSON).")
+    ] = None,
+    lines: Annotated[int, typer.Option(help="The plan's concurrent-call limit.")] = 10,
+) -> None:
+    """Start the embedded stack and keep it running until Ctrl-C."""
+    stack = EmbeddedStack(data_dir, scenario=scenario, plan_line_limit=lines)
+    if stack.is_running():
+        err_console.print(f"A stack is already running at {stack.api_url}.")
+        raise typer.Exit(1)
+    _start(stack)
+    _print_places(stack)
+    console.print("Stack running; press Ctrl-C to stop it.")
+    try:
+        while stack.failed_process() is None:
+            time.sleep(1)
+        err_console.print(
+            f"[red]{stack.failed_process()} exited; see {data_dir / 'logs'}[/red]"
+        )
+    except KeyboardInterrupt:
+        console.print("Stopping…")
+    finally:
+        stack.stop()
+
+
+@app.command()
+def run(
+    contacts: Annotated[Path, typer.Argument(help="CSV file of contacts.")],
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    max_attempts: Annotated[int, typer.Option(help="Attempts per contact.")] = 3,
+    retry_delay: Annotated[
+        str, typer.Option(help="Delay between attempts, such as 4h or 5s.")
+    ] = "4h",
+    ring_timeout: Annotated[
+        str, typer.Option(help="How long a call rings before no-answer, such as 25s.")
+    ] = "25s",
+    window_start: Annotated[str, typer.Option(help="Calling window start, local time.")] = "09:00",
+    window_end: Annotated[str, typer.Option(help="Calling window end, local time.")] = "20:00",
+    window_days: Annotated[
+        str, typer.Option(help="Calling days as ISO weekdays, Monday = 1.")
+    ] = "1,2,3,4,5,6",
+    max_concurrent_calls: Annotated[
+        int | None, typer.Option(help="Cap on this campaign's share of the plan's lines.")
+    ] = None,
+    require_consent: Annotated[
+        bool, typer.Option(help="Call only contacts with a recorded consent basis.")
+    ] = True,
+    consent_basis: Annotated[
+        str | None,
+        typer.Option(help="Consent basis for every row without one, such as inquiry."),
+    ] = None,
+    phone_column: Annotated[
+        str | None, typer.Option(help="Header of the phone column, if not detected.")
+    ] = None,
+    scenario: Annotated[
+        Path | None, typer.Option(help="Simulator scenario file, when the stack starts.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    keep_stack: Annotated[
+        bool,
+        typer.Option(help="Leave a stack started by this run running afterwards."),
+    ] = True,
+) -> None:
+    """Import CONTACTS, run a campaign over them, and print what happened."""
+    if not contacts.is_file():
+        err_console.print(f"[red]Contacts file not found: {contacts}[/red]")
+        raise typer.Exit(2)
+    settings = {
+        "max_attempts": max_attempts,
+        "retry_delay_seconds": _duration(retry_delay),
+        "ring_timeout_seconds": _duration(ring_timeout),
+        "window_start": window_start,
+        "window_end": window_end,
+        "window_days": _weekdays(window_days),
+        "max_concurrent_calls": max_concurrent_calls,
+        "require_consent": require_consent,
+    }
+    stack = EmbeddedStack(data_dir, scenario=scenario)
+    started_here = False
+    if not stack.is_running():
+        _start(stack, quiet=as_json)
+        started_here = True
+    try:
+        summary = _run_campaign(
+            stack, contacts, settings, consent_basis, phone_column, quiet=as_json
+        )
+    except ApiFailure as error:
+        err_console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from None
+    except BaseException:
+        if started_here:
+            stack.stop()
+        raise
+    stopped = started_here and not keep_stack
+    if stopped:
+        stack.stop()
+    elif started_here:
+        stack.detach()
+    if as_json:
+        console.print_json(json.dumps(summary, default=str))
+    else:
+        print_summary(console, summary)
+        _print_places(stack, stopped=stopped, detached=started_here and keep_stack)
+
+
+@app.command()
+def down(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """Stop a stack left running in the background by `outbound run`."""
+    stack = EmbeddedStack(data_dir)
+    stopped = stack.stop_detached()
+    console.print(f"Stopped {stopped} processes." if stopped else "No stack was running.")
+
+
+@app.command()
+def status(
+    campaign_id: Annotated[int, typer.Argument(help="Campaign id.")],
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show a campaign's counts, lines in use and why contacts wait."""
+    stack = EmbeddedStack(data_dir)
+    client = ApiClient(stack.api_url, stack.secrets.api_key)
+    try:
+        campaign = client.get_campaign(campaign_id)
+    except ApiFailure as error:
+        err_console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from None
+    summary = build_summary(campaign, None)
+    if as_json:
+        console.print_json(json.dumps(summary, default=str))
+    else:
+        print_summary(console, summary)
+
+
+def _run_campaign(
+    stack: EmbeddedStack,
+    contacts: Path,
+    settings: dict[str, Any],
+    consent_basis: str | None,
+    phone_column: str | None,
+    *,
+    quiet: bool,
+) -> dict[str, Any]:
+    client = ApiClient(stack.api_url, stack.secrets.api_key)
+    report = client.import_contacts(
+        contacts, consent_basis=consent_basis, phone_column=phone_column
+    )
+    agent_id = client.ensure_agent(
+        DEMO_AGENT_NAME, DEMO_AGENT_NUMBER, f"http://127.0.0.1:{stack.ports.simulator}/agent/voice"
+    )
+    campaign = client.create_campaign(
+        name=f"{contacts.stem} {time.strftime('%Y-%m-%d %H:%M:%S')}",
+        agent_id=agent_id,
+        import_id=report["import_id"],
+        settings=settings,
+    )
+    client.start_campaign(campaign["id"])
+    final = follow_campaign(client, campaign["id"], console=console, quiet=quiet)
+    return build_summary(final, report)
+
+
+def _start(stack: EmbeddedStack, *, quiet: bool = False) -> None:
+    if not quiet:
+        err_console.print(f"Starting the embedded stack in {stack.data_dir} …")
+    try:
+        stack.start()
+    except StackError as error:
+        err_console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from None
+
+
+def _print_places(
+    stack: EmbeddedStack, *, stopped: bool = False, detached: bool = False
+) -> None:
+    console.print(f"Temporal web UI: {stack.ui_url}")
+    console.print(f"API docs:        {stack.api_url}/docs")
+    console.print(f"API key:         in {stack.data_dir / 'secrets.json'}")
+    if stopped:
+        console.print(
+            "The stack was started for this run and is stopped now; "
+            "`outbound up` brings it back with everything it held."
+        )
+    if detached:
+        console.print(
+            "The stack keeps running in the background so that waiting contacts "
+            "are called; `outbound down` stops it."
+        )
+
+
+def _weekdays(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter(
+            f"invalid weekdays {text!r}: list ISO weekday numbers such as 1,2,3,4,5"
+        ) from None
+

@@ -1,0 +1,258 @@
+"""The embedded stack: Temporal's dev server, the simulator, the API and a worker.
+
+Every piece keeps its state under one data directory, so stopping and starting
+the stack loses nothing: Temporal's timers live in its SQLite file, the
+project's data in another.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from workflows import names
+
+logger = logging.getLogger(__name__)
+
+STARTUP_TIMEOUT_SECONDS = 90.0
+STOP_TIMEOUT_SECONDS = 30.0
+
+
+class StackError(RuntimeError):
+    """Raised when a part of the embedded stack cannot start."""
+
+
+@dataclass(frozen=True)
+class StackPorts:
+    temporal: int = 7233
+    ui: int = 8233
+    api: int = 8000
+    simulator: int = 8077
+
+
+@dataclass(frozen=True)
+class StackSecrets:
+    api_key: str
+    account_sid: str
+    auth_token: str
+
+
+def load_secrets(data_dir: Path) -> StackSecrets:
+    """Read the stack's generated keys, creating them on first use."""
+    path = data_dir / "secrets.json"
+    if path.exists():
+        return StackSecrets(**json.loads(path.read_text()))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    created = StackSecrets(
+        api_key=secrets.token_urlsafe(24),
+        account_sid="AC" + secrets.token_hex(16),
+        auth_token=secrets.token_hex(16),
+    )
+    path.write_text(json.dumps(created.__dict__))
+    path.chmod(0o600)
+    return created
+
+
+def find_binary(name: str) -> str:
+    """Find a binary installed beside this Python (the venv) or on PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        raise StackError(f"{name} not found beside {sys.executable} or on PATH")
+    return found
+
+
+class EmbeddedStack:
+    def __init__(
+        self,
+        data_dir: Path,
+        ports: StackPorts | None = None,
+        scenario: Path | None = None,
+        plan_line_limit: int = 10,
+    ) -> None:
+        self.data_dir = data_dir.resolve()
+        self.ports = ports or StackPorts()
+        self.scenario = scenario
+        self.plan_line_limit = plan_line_limit
+        self.secrets = load_secrets(self.data_dir)
+        self._processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.api}"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://localhost:{self.ports.ui}"
+
+    def environment(self) -> dict[str, str]:
+        """The settings every process of the stack runs with."""
+        env = dict(os.environ)
+        env.update(
+            {
+                "OUTBOUND_DATA_DIR": str(self.data_dir),
+                "OUTBOUND_TEMPORAL_ADDRESS": f"127.0.0.1:{self.ports.temporal}",
+                "OUTBOUND_API_KEY": self.secrets.api_key,
+                "OUTBOUND_PUBLIC_BASE_URL": self.api_url,
+                "OUTBOUND_TWILIO_ACCOUNT_SID": self.secrets.account_sid,
+                "OUTBOUND_TWILIO_AUTH_TOKEN": self.secrets.auth_token,
+                "OUTBOUND_TELEPHONY_API_URL": f"http://127.0.0.1:{self.ports.simulator}",
+                "OUTBOUND_PLAN_LINE_LIMIT": str(self.plan_line_limit),
+            }
+        )
+        env.pop("OUTBOUND_DATABASE_URL", None)
+        return env
+
+    def is_running(self) -> bool:
+        """Tell whether an API of this stack answers with this stack's key."""
+        try:
+            response = httpx.get(
+                f"{self.api_url}/campaigns",
+                headers={"X-API-Key": self.secrets.api_key},
+                timeout=2.0,
+            )
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    def start(self) -> None:
+        """Start every process and wait until each answers."""
+        (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        env = self.environment()
+        self._migrate(env)
+        self._spawn("temporal", self._temporal_command(), env)
+        self._wait_for_port(self.ports.temporal, "Temporal")
+        self._spawn("simulator", self._simulator_command(), env)
+        self._spawn(
+            "api",
+            [
+                sys.executable, "-m", "uvicorn", "api.app:app_from_environment",
+                "--factory", "--host", "127.0.0.1", "--port", str(self.ports.api),
+                "--log-level", "warning",
+            ],
+            env,
+        )
+        self._spawn("worker", [sys.executable, "-m", "worker"], env)
+        self._wait_for_port(self.ports.simulator, "the simulator")
+        self._wait_until(self.is_running, "the API")
+
+    def stop(self) -> None:
+        """Stop the processes in reverse order, each with SIGTERM first."""
+        for name, process in reversed(self._processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(STOP_TIMEOUT_SECONDS)
+                except subprocess.TimeoutExpired:
+                    logger.warning("%s did not stop in time; killing it", name)
+                    process.kill()
+                    process.wait()
+        self._processes.clear()
+
+    def detach(self) -> None:
+        """Leave the processes running after this program exits."""
+        pids = {name: process.pid for name, process in self._processes}
+        (self.data_dir / "stack.json").write_text(json.dumps(pids))
+        self._processes.clear()
+
+    def stop_detached(self) -> int:
+        """Stop processes left running by :meth:`detach`; return how many."""
+        path = self.data_dir / "stack.json"
+        if not path.exists():
+            return 0
+        pids = json.loads(path.read_text())
+        stopped = 0
+        for name in reversed(list(pids)):
+            try:
+                os.kill(pids[name], signal.SIGTERM)
+                stopped += 1
+            except ProcessLookupError:
+                logger.debug("%s was no longer running", name)
+        path.unlink()
+        return stopped
+
+    def failed_process(self) -> str | None:
+        """Name a process of the stack that has exited, if any."""
+        for name, process in self._processes:
+            if process.poll() is not None:
+                return name
+        return None
+
+    def _temporal_command(self) -> list[str]:
+        command = [
+            find_binary("temporal"), "server", "start-dev",
+            "--db-filename", str(self.data_dir / "temporal.db"),
+            "--ip", "127.0.0.1",
+            "--port", str(self.ports.temporal),
+            "--ui-port", str(self.ports.ui),
+            "--log-level", "error",
+        ]
+        for key in names.SEARCH_ATTRIBUTES:
+            command += ["--search-attribute", f"{key.name}=Keyword"]
+        return command
+
+    def _simulator_command(self) -> list[str]:
+        command = [
+            sys.executable, "-m", "telephony.simulator",
+            "--port", str(self.ports.simulator),
+            "--account-sid", self.secrets.account_sid,
+            "--auth-token", self.secrets.auth_token,
+        ]
+        if self.scenario is not None:
+            command += ["--scenario", str(self.scenario)]
+        return command
+
+    def _migrate(self, env: dict[str, str]) -> None:
+        result = subprocess.run(
+            [sys.executable, "-m", "store.migrate"], env=env, capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            raise StackError(f"database migration failed:\n{result.stderr[-2000:]}")
+
+    def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        log = open(self.data_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115
+        process = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self._processes.append((name, process))
+
+    def _wait_for_port(self, port: int, what: str) -> None:
+        import socket
+
+        def open_port() -> bool:
+            with socket.socket() as sock:
+                sock.settimeout(0.5)
+                return sock.connect_ex(("127.0.0.1", port)) == 0
+
+        self._wait_until(open_port, what)
+
+    def _wait_until(self, ready, what: str) -> None:  # noqa: ANN001
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        while not ready():
+            failed = self.failed_process()
+            if failed is not None:
+                self.stop()
+                raise StackError(
+                    f"{failed} exited during start-up; see "
+                    f"{self.data_dir / 'logs' / (failed + '.log')}"
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise StackError(
+                    f"{what} did not start within {STARTUP_TIMEOUT_SECONDS:.0f} s; "
+                    f"see the logs in {self.data_dir / 'logs'}"
+                )
+            time.sleep(0.2)

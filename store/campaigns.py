@@ -1,0 +1,119 @@
+"""Creating campaigns with their members, and counting how they are doing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, insert, literal, select as sa_select
+from sqlmodel import Session, select
+
+from activities.types import MemberState
+from store.imports import ImportContact
+from store.lines import lines_in_use
+from store.models import CallAttempt, CampaignMember, Contact, utcnow
+
+
+def add_members(
+    session: Session,
+    campaign_id: int,
+    *,
+    import_id: int | None = None,
+    contact_ids: list[int] | None = None,
+    all_contacts: bool = False,
+) -> int:
+    """Add the selected contacts as pending members; return how many."""
+    if import_id is not None:
+        source = sa_select(ImportContact.contact_id).where(
+            ImportContact.import_id == import_id
+        )
+    elif contact_ids is not None:
+        source = sa_select(Contact.id).where(Contact.id.in_(contact_ids))  # type: ignore[union-attr]
+    elif all_contacts:
+        source = sa_select(Contact.id)
+    else:
+        return 0
+    now = utcnow()
+    ids = source.subquery()
+    statement = insert(CampaignMember).from_select(
+        ["campaign_id", "contact_id", "state", "attempts_made", "updated_at"],
+        sa_select(
+            literal(campaign_id),
+            ids.c[0],
+            literal(MemberState.PENDING.value),
+            literal(0),
+            literal(now),
+        ),
+    )
+    result = session.exec(statement)  # type: ignore[call-overload]
+    return result.rowcount or 0
+
+
+@dataclass(frozen=True)
+class CampaignCounts:
+    members: int
+    members_by_state: dict[str, int]
+    calls_placed: int
+    calls_by_outcome: dict[str, int]
+    not_called_by_reason: dict[str, int]
+    waiting_by_reason: dict[str, int]
+    lines_in_use: int
+    next_attempt_at: datetime | None
+
+
+def campaign_counts(session: Session, campaign_id: int) -> CampaignCounts:
+    by_state = dict(
+        session.exec(
+            select(CampaignMember.state, func.count())
+            .where(CampaignMember.campaign_id == campaign_id)
+            .group_by(CampaignMember.state)
+        ).all()
+    )
+    by_outcome = dict(
+        session.exec(
+            select(CallAttempt.outcome, func.count())
+            .where(
+                CallAttempt.campaign_id == campaign_id,
+                CallAttempt.outcome.is_not(None),  # type: ignore[union-attr]
+            )
+            .group_by(CallAttempt.outcome)
+        ).all()
+    )
+    placed = session.exec(
+        select(func.count())
+        .select_from(CallAttempt)
+        .where(
+            CallAttempt.campaign_id == campaign_id,
+            CallAttempt.provider_sid.is_not(None),  # type: ignore[union-attr]
+        )
+    ).one()
+    next_at = session.exec(
+        select(func.min(CampaignMember.next_attempt_at)).where(
+            CampaignMember.campaign_id == campaign_id,
+            CampaignMember.state == MemberState.WAITING,
+        )
+    ).one()
+    return CampaignCounts(
+        members=sum(by_state.values()),
+        members_by_state=by_state,
+        calls_placed=placed,
+        calls_by_outcome=by_outcome,
+        not_called_by_reason=_reasons(
+            session, campaign_id, [MemberState.NOT_CALLED, MemberState.DO_NOT_CALL]
+        ),
+        waiting_by_reason=_reasons(session, campaign_id, [MemberState.WAITING]),
+        lines_in_use=lines_in_use(session, utcnow(), campaign_id),
+        next_attempt_at=next_at,
+    )
+
+
+def _reasons(session: Session, campaign_id: int, states: list[str]) -> dict[str, int]:
+    rows = session.exec(
+        select(CampaignMember.reason, func.count())
+        .where(
+            CampaignMember.campaign_id == campaign_id,
+            CampaignMember.state.in_(states),  # type: ignore[attr-defined]
+        )
+        .group_by(CampaignMember.reason)
+    ).all()
+    return {reason or "unknown": count for reason, count in rows}

@@ -1,0 +1,191 @@
+"""ContactWorkflow's retries on the time-skipping server, with stand-in activities."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import pytest
+from temporalio import activity
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.types import (
+    AttemptResult,
+    CallFinished,
+    ContactInput,
+    Decision,
+    FinishAttemptInput,
+    MemberUpdate,
+    Outcome,
+    PlaceCallInput,
+    PlaceCallResult,
+)
+from workflows import names
+from workflows.contact import ContactWorkflow
+
+PERMANENT = "permanent"
+
+
+@dataclass
+class FakeCalls:
+    """Activities that play a scripted list of outcomes and log every dial."""
+
+    outcomes: list[str]
+    final_at_once: bool = True
+    dials: list[datetime] = field(default_factory=list)
+    asked_provider: list[bool] = field(default_factory=list)
+    updates: list[MemberUpdate] = field(default_factory=list)
+
+    @activity.defn(name=names.ACTIVITY_PLACE_CALL)
+    async def place_call(self, input: PlaceCallInput) -> PlaceCallResult:
+        self.dials.append(activity.info().current_attempt_scheduled_time)
+        return PlaceCallResult(
+            decision=Decision.DIALED,
+            attempt_id=input.attempt_no,
+            attempt_final=self.final_at_once,
+        )
+
+    @activity.defn(name=names.ACTIVITY_FINISH_ATTEMPT)
+    async def finish_attempt(self, input: FinishAttemptInput) -> AttemptResult:
+        self.asked_provider.append(input.ask_provider)
+        outcome = self.outcomes[min(input.attempt_id, len(self.outcomes)) - 1]
+        permanent = outcome == PERMANENT
+        return AttemptResult(
+            attempt_id=input.attempt_id,
+            final=True,
+            status="failed" if permanent else "completed",
+            outcome=Outcome.FAILED if permanent else outcome,
+            permanent_failure=permanent,
+        )
+
+    @activity.defn(name=names.ACTIVITY_UPDATE_MEMBER)
+    async def update_member(self, update: MemberUpdate) -> None:
+        self.updates.append(update)
+
+    def activities(self) -> list:
+        return [self.place_call, self.finish_attempt, self.update_member]
+
+
+def contact_input(member_id: int = 1, **overrides: object) -> ContactInput:
+    values: dict[str, object] = {
+        "campaign_id": 1,
+        "member_id": member_id,
+        "contact_id": member_id,
+        "parent_workflow_id": "campaign-1-absent",
+        "search_attributes": False,
+    }
+    values.update(overrides)
+    return ContactInput(**values)  # type: ignore[arg-type]
+
+
+async def run_contact(
+    env: WorkflowEnvironment, task_queue: str, fake: FakeCalls, **overrides: object
+):
+    async with Worker(
+        env.client,
+        task_queue=task_queue,
+        workflows=[ContactWorkflow],
+        activities=fake.activities(),
+    ):
+        return await env.client.execute_workflow(
+            ContactWorkflow.run,
+            contact_input(**overrides),
+            id=f"contact-{task_queue}",
+            task_queue=task_queue,
+        )
+
+
+def gaps(dials: list[datetime]) -> list[timedelta]:
+    return [later - earlier for earlier, later in zip(dials, dials[1:])]
+
+
+async def test_never_answered_dialled_three_times(time_skipping_env, task_queue):
+    fake = FakeCalls([Outcome.NO_ANSWER] * 3)
+
+    result = await run_contact(time_skipping_env, task_queue, fake)
+
+    assert len(fake.dials) == 3
+    assert [round(g.total_seconds() / 3600) for g in gaps(fake.dials)] == [4, 4]
+    assert result.state == "exhausted"
+    assert fake.updates[-1].final_outcome == Outcome.NO_ANSWER
+
+
+async def test_answered_on_second_attempt_stops(time_skipping_env, task_queue):
+    fake = FakeCalls([Outcome.NO_ANSWER, Outcome.ANSWERED, Outcome.ANSWERED])
+
+    result = await run_contact(time_skipping_env, task_queue, fake)
+
+    assert len(fake.dials) == 2
+    assert result.state == "answered"
+
+
+async def test_mixed_retryable_outcomes_make_three_dials(time_skipping_env, task_queue):
+    fake = FakeCalls([Outcome.BUSY, Outcome.VOICEMAIL, Outcome.NO_ANSWER])
+
+    result = await run_contact(time_skipping_env, task_queue, fake)
+
+    assert len(fake.dials) == 3
+    assert result.state == "exhausted"
+    assert result.last_outcome == Outcome.NO_ANSWER
+
+
+async def test_invalid_number_dialled_once(time_skipping_env, task_queue):
+    fake = FakeCalls([PERMANENT])
+
+    result = await run_contact(time_skipping_env, task_queue, fake)
+
+    assert len(fake.dials) == 1
+    assert result.state == "failed"
+
+
+async def test_retry_delay_setting_is_used(time_skipping_env, task_queue):
+    fake = FakeCalls([Outcome.NO_ANSWER] * 2)
+
+    await run_contact(
+        time_skipping_env, task_queue, fake, max_attempts=2, retry_delay_seconds=5
+    )
+
+    assert len(fake.dials) == 2
+    assert gaps(fake.dials)[0] < timedelta(minutes=1)
+
+
+async def test_lost_final_status_asks_provider(time_skipping_env, task_queue):
+    fake = FakeCalls([Outcome.ANSWERED], final_at_once=False)
+
+    result = await run_contact(time_skipping_env, task_queue, fake)
+
+    assert result.state == "answered"
+    assert fake.asked_provider == [True]
+
+
+async def test_final_status_signal_ends_wait(time_skipping_env, task_queue):
+    fake = FakeCalls([Outcome.ANSWERED], final_at_once=False)
+    async with Worker(
+        time_skipping_env.client,
+        task_queue=task_queue,
+        workflows=[ContactWorkflow],
+        activities=fake.activities(),
+    ):
+        handle: WorkflowHandle = await time_skipping_env.client.start_workflow(
+            ContactWorkflow.run,
+            contact_input(),
+            id=f"contact-{task_queue}",
+            task_queue=task_queue,
+        )
+        await handle.signal(ContactWorkflow.call_finished, CallFinished(1, "completed"))
+        result = await handle.result()
+
+    assert result.state == "answered"
+    assert fake.asked_provider == [False]
+
+
+@pytest.mark.parametrize("outcome", [Outcome.FAILED, Outcome.CANCELED])
+async def test_outcome_not_retried_ends_failed(time_skipping_env, task_queue, outcome):
+    fake = FakeCalls([outcome])
+
+    result = await run_contact(time_skipping_env, task_queue, fake)
+
+    assert len(fake.dials) == 1
+    assert result.state == "failed"

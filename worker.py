@@ -1,0 +1,112 @@
+"""The worker process: runs the workflows and activities of Outbound."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.calls import CallActivities, CallConfig
+from activities.campaign import CampaignActivities
+from config import Settings, get_settings
+from store.db import Database
+from telephony.provider import TelephonyProvider
+from workflows.campaign import CampaignWorkflow
+from workflows.client import connect_temporal
+
+logger = logging.getLogger(__name__)
+
+# Activities are synchronous (database and Twilio SDK calls), so they run in
+# threads; a contact waiting for a line holds one thread while it polls.
+ACTIVITY_THREADS = 100
+# On SIGTERM, running activities get this long to finish before the worker
+# hands them back to Temporal for another worker to retry.
+SHUTDOWN_GRACE = timedelta(seconds=20)
+
+
+def make_provider(settings: Settings) -> TelephonyProvider:
+    return TelephonyProvider(
+        account_sid=settings.twilio_account_sid or "",
+        auth_token=settings.twilio_auth_token or "",
+        api_url=settings.telephony_api_url,
+    )
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    db: Database,
+    provider: TelephonyProvider,
+    executor: ThreadPoolExecutor,
+) -> Worker:
+    from workflows.contact import ContactWorkflow
+
+    calls = CallActivities(
+        db,
+        provider,
+        CallConfig(
+            public_base_url=settings.public_base_url,
+            plan_line_limit=settings.plan_line_limit,
+            line_lease=timedelta(seconds=settings.line_lease_seconds),
+        ),
+    )
+    campaign = CampaignActivities(db, client)
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[CampaignWorkflow, ContactWorkflow],
+        activities=[
+            calls.place_call,
+            calls.finish_attempt,
+            calls.update_member,
+            campaign.list_members,
+            campaign.count_unfinished,
+            campaign.set_campaign_status,
+            campaign.wake_members,
+        ],
+        activity_executor=executor,
+        max_concurrent_activities=ACTIVITY_THREADS,
+        graceful_shutdown_timeout=SHUTDOWN_GRACE,
+    )
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run until ``stop`` is set, or until SIGTERM or SIGINT."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(signum, stop.set)
+        except (NotImplementedError, RuntimeError):
+            break
+    client = await connect_temporal(settings)
+    db = Database(settings.sqlalchemy_url)
+    with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
+        worker = build_worker(client, settings, db, make_provider(settings), executor)
+        async with worker:
+            logger.info(
+                "Worker started on task queue %s at %s",
+                settings.task_queue,
+                settings.temporal_address,
+            )
+            await stop.wait()
+            logger.info("Worker stopping; running activities get %s", SHUTDOWN_GRACE)
+    db.dispose()
+    logger.info("Worker stopped")
+
+
+def main() -> None:
+    from cli.logs import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings)
+    asyncio.run(run_worker(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""One contact's calls in one campaign: dial, wait for the end, retry or stop."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.types import (
+        AttemptResult,
+        CallFinished,
+        ContactInput,
+        Decision,
+        FinishAttemptInput,
+        MemberState,
+        MemberUpdate,
+        Outcome,
+        PlaceCallInput,
+        PlaceCallResult,
+    )
+    from workflows import names
+
+
+@dataclass(frozen=True)
+class ContactResult:
+    member_id: int
+    state: str
+    attempts_made: int
+    last_outcome: str | None = None
+
+
+@dataclass(frozen=True)
+class ContactProgress:
+    member_id: int
+    state: str
+    attempts_made: int
+    max_attempts: int
+    wait_until: datetime | None
+    reason: str | None
+
+
+@workflow.defn(name="ContactWorkflow")
+class ContactWorkflow:
+    @workflow.init
+    def __init__(self, input: ContactInput) -> None:
+        self._input = input
+        self._attempts = input.attempts_made
+        self._finished: dict[int, str] = {}
+        self._woken = False
+        self._state = MemberState.PENDING
+        self._wait_until: datetime | None = None
+        self._reason: str | None = None
+        self._told_parent_idle = False
+
+    @workflow.signal
+    def call_finished(self, signal: CallFinished) -> None:
+        self._finished[signal.attempt_id] = signal.status
+
+    @workflow.signal
+    def wake(self) -> None:
+        """End a wait early so the next check runs now (resume, cancel, DNC)."""
+        self._woken = True
+
+    @workflow.query
+    def progress(self) -> ContactProgress:
+        return ContactProgress(
+            member_id=self._input.member_id,
+            state=self._state,
+            attempts_made=self._attempts,
+            max_attempts=self._input.max_attempts,
+            wait_until=self._wait_until,
+            reason=self._reason,
+        )
+
+    @workflow.run
+    async def run(self, input: ContactInput) -> ContactResult:
+        result = await self._call_until_final()
+        await self._tell_parent(names.SIGNAL_CONTACT_FINISHED)
+        workflow.logger.info(
+            "Contact finished: campaign %s member %s state %s after %s attempts",
+            input.campaign_id,
+            input.member_id,
+            result.state,
+            result.attempts_made,
+        )
+        return result
+
+    async def _call_until_final(self) -> ContactResult:
+        while True:
+            self._continue_as_new_if_suggested()
+            placed = await self._place_call()
+            if placed.decision == Decision.NEVER:
+                self._set_state(placed.member_state or MemberState.NOT_CALLED)
+                self._reason = placed.reason
+                return self._result(None)
+            if placed.decision == Decision.WAIT:
+                await self._wait(placed.wait_until, placed.reason)
+                continue
+            assert placed.attempt_id is not None
+            self._attempts += 1
+            self._set_state(MemberState.DIALING)
+            attempt = await self._await_final_status(placed)
+            finished = await self._after_attempt(attempt)
+            if finished is not None:
+                return finished
+
+    async def _place_call(self) -> PlaceCallResult:
+        return await workflow.execute_activity(
+            names.ACTIVITY_PLACE_CALL,
+            PlaceCallInput(
+                campaign_id=self._input.campaign_id,
+                member_id=self._input.member_id,
+                attempt_no=self._attempts + 1,
+            ),
+            result_type=PlaceCallResult,
+            start_to_close_timeout=names.PLACE_CALL_TIMEOUT,
+            heartbeat_timeout=names.PLACE_CALL_HEARTBEAT,
+            retry_policy=names.PLACE_CALL_RETRY,
+        )
+
+    async def _await_final_status(self, placed: PlaceCallResult) -> AttemptResult:
+        attempt_id = placed.attempt_id
+        assert attempt_id is not None
+        timeout = timedelta(seconds=self._input.status_check_seconds)
+        while True:
+            arrived = placed.attempt_final or await self._wait_for_signal(
+                lambda: attempt_id in self._finished, timeout
+            )
+            result = await workflow.execute_activity(
+                names.ACTIVITY_FINISH_ATTEMPT,
+                FinishAttemptInput(attempt_id=attempt_id, ask_provider=not arrived),
+                result_type=AttemptResult,
+                start_to_close_timeout=names.SHORT_ACTIVITY_TIMEOUT,
+                retry_policy=names.DATABASE_RETRY,
+            )
+            if result.final:
+                return result
+            # The provider says the call is still live: look again later.
+            timeout = timedelta(seconds=self._input.status_poll_seconds)
+
+    async def _after_attempt(self, attempt: AttemptResult) -> ContactResult | None:
+        outcome = attempt.outcome
+        if outcome == Outcome.ANSWERED:
+            return await self._finish(MemberState.ANSWERED, outcome)
+        retryable = outcome in self._input.retry_outcomes
+        if attempt.permanent_failure or not retryable:
+            return await self._finish(MemberState.FAILED, outcome)
+        if self._attempts >= self._input.max_attempts:
+            return await self._finish(MemberState.EXHAUSTED, outcome)
+        delay = timedelta(seconds=self._input.retry_delay_seconds)
+        next_at = workflow.now() + delay
+        reason = f"retry {self._attempts + 1} of {self._input.max_attempts} after {outcome}"
+        await self._update_member(
+            MemberState.WAITING, outcome, next_attempt_at=next_at, reason=reason
+        )
+        await self._wait(next_at, reason)
+        return None
+
+    async def _finish(self, state: str, outcome: str | None) -> ContactResult:
+        await self._update_member(state, outcome, final=True)
+        self._set_state(state)
+        if self._input.search_attributes and outcome is not None:
+            workflow.upsert_search_attributes([names.LAST_OUTCOME.value_set(outcome)])
+        return self._result(outcome)
+
+    async def _update_member(
+        self,
+        state: str,
+        outcome: str | None,
+        *,
+        final: bool = False,
+        next_attempt_at: datetime | None = None,
+        reason: str | None = None,
+    ) -> None:
+        await workflow.execute_activity(
+            names.ACTIVITY_UPDATE_MEMBER,
+            MemberUpdate(
+                member_id=self._input.member_id,
+                state=state,
+                attempts_made=self._attempts,
+                last_outcome=outcome,
+                final_outcome=outcome if final else None,
+                next_attempt_at=next_attempt_at,
+                reason=reason,
+            ),
+            start_to_close_timeout=names.SHORT_ACTIVITY_TIMEOUT,
+            retry_policy=names.DATABASE_RETRY,
+        )
+
+    async def _wait(self, until: datetime | None, reason: str | None) -> None:
+        """Sleep on a durable timer until ``until``, or until woken."""
+        self._set_state(MemberState.WAITING)
+        self._wait_until = until
+        self._reason = reason
+        if until is None:
+            raise ApplicationError("a wait decision came without a time", non_retryable=True)
+        delay = until - workflow.now()
+        if delay > names.IDLE_AFTER:
+            await self._tell_parent_idle()
+        self._woken = False
+        if delay > timedelta(0):
+            await self._wait_for_signal(lambda: self._woken, delay)
+        self._wait_until = None
+
+    async def _wait_for_signal(self, condition, timeout: timedelta) -> bool:  # noqa: ANN001
+        try:
+            await workflow.wait_condition(condition, timeout=timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    async def _tell_parent_idle(self) -> None:
+        if not self._told_parent_idle:
+            self._told_parent_idle = True
+            await self._tell_parent(names.SIGNAL_CONTACT_IDLE)
+
+    async def _tell_parent(self, signal: str) -> None:
+        parent = workflow.get_external_workflow_handle(self._input.parent_workflow_id)
+        try:
+            await parent.signal(signal, self._input.member_id)
+        except Exception as error:  # noqa: BLE001
+            # The campaign may already be closed (cancelled or terminated); it
+            # also counts unfinished members in the database, so a lost
+            # notice delays nothing for long.
+            workflow.logger.warning(
+                "Could not notify campaign %s of member %s: %s",
+                self._input.campaign_id,
+                self._input.member_id,
+                error,
+            )
+
+    def _set_state(self, state: str) -> None:
+        if state == self._state:
+            return
+        self._state = state
+        if self._input.search_attributes:
+            workflow.upsert_search_attributes([names.MEMBER_STATE.value_set(state)])
+
+    def _result(self, outcome: str | None) -> ContactResult:
+        return ContactResult(
+            member_id=self._input.member_id,
+            state=self._state,
+            attempts_made=self._attempts,
+            last_outcome=outcome,
+        )
+
+    def _continue_as_new_if_suggested(self) -> None:
+        if workflow.info().is_continue_as_new_suggested():
+            workflow.continue_as_new(replace(self._input, attempts_made=self._attempts))
