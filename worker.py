@@ -6,7 +6,8 @@ import asyncio
 import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -15,9 +16,11 @@ from activities.calls import CallActivities, CallConfig
 from activities.campaign import CampaignActivities
 from config import Settings, get_settings
 from store.db import Database
+from store.models import utcnow
 from telephony.provider import TelephonyProvider
 from workflows.campaign import CampaignWorkflow
 from workflows.client import connect_temporal
+from workflows.contact import ContactWorkflow
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +46,9 @@ def build_worker(
     db: Database,
     provider: TelephonyProvider,
     executor: ThreadPoolExecutor,
+    *,
+    clock: Callable[[], datetime] = utcnow,
 ) -> Worker:
-    from workflows.contact import ContactWorkflow
-
     calls = CallActivities(
         db,
         provider,
@@ -54,6 +57,7 @@ def build_worker(
             plan_line_limit=settings.plan_line_limit,
             line_lease=timedelta(seconds=settings.line_lease_seconds),
         ),
+        clock=clock,
     )
     campaign = CampaignActivities(db, client)
     return Worker(

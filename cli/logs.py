@@ -33,3 +33,5 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
+    # The Twilio SDK logs every request and its headers at info.
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)

@@ -19,18 +19,25 @@ BIN_DIR = Path(sys.executable).parent
 POSTGRES_URL_VARIABLE = "OUTBOUND_TEST_POSTGRES_URL"
 
 
+_exit_status = 0
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
     # The Temporal SDK can crash while the interpreter exits after a worker
-    # ran (temporalio/sdk-python issue 300). Leaving now, with pytest's own
-    # status, keeps that crash from turning a green run red.
+    # ran (temporalio/sdk-python issue 300). Leaving here, after pytest has
+    # printed its report, with pytest's own status keeps that crash from
+    # turning a green run red.
     if os.environ.get("OUTBOUND_TEST_NO_HARD_EXIT"):
         return
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.summary_stats()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(int(exitstatus))
+    os._exit(_exit_status)
 
 
 @pytest.fixture(scope="session")

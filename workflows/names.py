@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from temporalio.common import RetryPolicy, SearchAttributeKey, TypedSearchAttributes
+from temporalio.common import (
+    RetryPolicy,
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+)
 
 ACTIVITY_PLACE_CALL = "place_call"
 ACTIVITY_FINISH_ATTEMPT = "finish_attempt"
@@ -57,5 +62,12 @@ def contact_workflow_id(campaign_id: int, contact_id: int) -> str:
 
 def initial_search_attributes(campaign_id: int, state: str) -> TypedSearchAttributes:
     return TypedSearchAttributes(
-        [CAMPAIGN_ID.value_set(str(campaign_id)), MEMBER_STATE.value_set(state)]
+        [
+            SearchAttributePair(CAMPAIGN_ID, str(campaign_id)),
+            SearchAttributePair(MEMBER_STATE, state),
+        ]
     )
+
+
+def campaign_search_attributes(campaign_id: int) -> TypedSearchAttributes:
+    return TypedSearchAttributes([SearchAttributePair(CAMPAIGN_ID, str(campaign_id))])

@@ -5,18 +5,20 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter, status
-from sqlmodel import select
+from fastapi.concurrency import run_in_threadpool
+from sqlmodel import Session, select
 from temporalio.client import Client
-from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
 from activities.settings import settings_from_dict, settings_to_dict
 from activities.types import CampaignInput, CampaignSettings
-from api.deps import ApiKey, SessionDep, SettingsDep, TemporalDep
+from api.deps import ApiKey, DbDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import ApiError, not_found
 from api.schemas import CampaignCreate, CampaignOut
 from rules.window import CallingWindow, WindowError
 from store.campaigns import add_members, campaign_counts
+from store.db import Database
 from store.models import Agent, Campaign, CampaignStatus, utcnow
 from workflows import names
 from workflows.campaign import CampaignWorkflow
@@ -79,84 +81,103 @@ def get_campaign(campaign_id: int, session: SessionDep) -> CampaignOut:
 
 @router.post("/{campaign_id}/start")
 async def start_campaign(
-    campaign_id: int, session: SessionDep, settings: SettingsDep, temporal: TemporalDep
+    campaign_id: int, db: DbDep, settings: SettingsDep, temporal: TemporalDep
 ) -> CampaignOut:
     """Start the campaign; starting it again changes nothing."""
-    campaign = _campaign(session, campaign_id)
-    if campaign.status in (CampaignStatus.CANCELED, CampaignStatus.FINISHED):
-        raise ApiError(
-            status.HTTP_409_CONFLICT,
-            "campaign_closed",
-            f"campaign {campaign_id} is {campaign.status} and cannot start again",
-        )
-    if campaign.status == CampaignStatus.DRAFT:
-        campaign.status = CampaignStatus.RUNNING
-        campaign.started_at = utcnow()
-        session.add(campaign)
-        session.commit()
-    await _start_workflow(temporal, campaign, settings.task_queue, settings)
-    return _out(session, campaign)
+    campaign = await run_in_threadpool(_mark_running, db, campaign_id)
+    await _start_workflow(temporal, campaign, settings.task_queue)
+    return await run_in_threadpool(_read, db, campaign_id)
 
 
 @router.post("/{campaign_id}/pause")
-async def pause_campaign(
-    campaign_id: int, session: SessionDep, temporal: TemporalDep
-) -> CampaignOut:
+async def pause_campaign(campaign_id: int, db: DbDep, temporal: TemporalDep) -> CampaignOut:
     """Pause: no new dial starts until resume; live calls finish."""
-    campaign = _set_status(session, campaign_id, CampaignStatus.PAUSED, {CampaignStatus.RUNNING})
+    await run_in_threadpool(
+        _set_status, db, campaign_id, CampaignStatus.PAUSED, {CampaignStatus.RUNNING}
+    )
     await _signal(temporal, campaign_id, "pause")
-    return _out(session, campaign)
+    return await run_in_threadpool(_read, db, campaign_id)
 
 
 @router.post("/{campaign_id}/resume")
-async def resume_campaign(
-    campaign_id: int, session: SessionDep, temporal: TemporalDep
-) -> CampaignOut:
+async def resume_campaign(campaign_id: int, db: DbDep, temporal: TemporalDep) -> CampaignOut:
     """Resume a paused campaign where it stopped."""
-    campaign = _set_status(session, campaign_id, CampaignStatus.RUNNING, {CampaignStatus.PAUSED})
+    await run_in_threadpool(
+        _set_status, db, campaign_id, CampaignStatus.RUNNING, {CampaignStatus.PAUSED}
+    )
     await _signal(temporal, campaign_id, "resume")
-    return _out(session, campaign)
+    return await run_in_threadpool(_read, db, campaign_id)
 
 
 @router.post("/{campaign_id}/cancel")
-async def cancel_campaign(
-    campaign_id: int, session: SessionDep, temporal: TemporalDep
-) -> CampaignOut:
+async def cancel_campaign(campaign_id: int, db: DbDep, temporal: TemporalDep) -> CampaignOut:
     """Cancel: no new dial starts; waiting contacts end as canceled."""
-    campaign = _set_status(
-        session,
+    await run_in_threadpool(
+        _set_status,
+        db,
         campaign_id,
         CampaignStatus.CANCELED,
         {CampaignStatus.RUNNING, CampaignStatus.PAUSED, CampaignStatus.DRAFT},
     )
     await _signal(temporal, campaign_id, "cancel")
-    return _out(session, campaign)
+    return await run_in_threadpool(_read, db, campaign_id)
+
+
+# The handlers above are async because they talk to Temporal; their database
+# work runs in the thread pool, because a blocking wait for SQLite's lock on
+# the event loop would stall every other request, including the one that
+# holds the lock.
+def _read(db: Database, campaign_id: int) -> CampaignOut:
+    with db.session() as session:
+        return _out(session, _campaign(session, campaign_id))
+
+
+def _mark_running(db: Database, campaign_id: int) -> Campaign:
+    with db.session() as session:
+        campaign = _campaign(session, campaign_id)
+        if campaign.status in (CampaignStatus.CANCELED, CampaignStatus.FINISHED):
+            raise ApiError(
+                status.HTTP_409_CONFLICT,
+                "campaign_closed",
+                f"campaign {campaign_id} is {campaign.status} and cannot start again",
+            )
+        if campaign.status == CampaignStatus.DRAFT:
+            campaign.status = CampaignStatus.RUNNING
+            campaign.started_at = utcnow()
+            session.add(campaign)
+            session.commit()
+        return campaign
 
 
 def _validate_window(settings: CampaignSettings) -> None:
     try:
         CallingWindow.parse(
             settings.window_start, settings.window_end, settings.window_days
-        ).validate()
+        )
     except WindowError as error:
         raise ApiError(
             status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_calling_window", str(error)
         ) from error
 
 
-def _campaign(session: SessionDep, campaign_id: int) -> Campaign:
+def _campaign(session: Session, campaign_id: int) -> Campaign:
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
         raise not_found("campaign", campaign_id)
     return campaign
 
 
-def _set_status(
-    session: SessionDep, campaign_id: int, new: str, allowed_from: set[str]
-) -> Campaign:
+def _set_status(db: Database, campaign_id: int, new: str, allowed_from: set[str]) -> None:
+    with db.session() as session:
+        _change_status(session, campaign_id, new, allowed_from)
+
+
+def _change_status(
+    session: Session, campaign_id: int, new: str, allowed_from: set[str]
+) -> None:
     campaign = _campaign(session, campaign_id)
     if campaign.status == new:
-        return campaign
+        return
     if campaign.status not in allowed_from:
         raise ApiError(
             status.HTTP_409_CONFLICT,
@@ -170,16 +191,11 @@ def _set_status(
     # Committed before the signal, so the dial check sees it at once.
     session.commit()
     logger.info("Campaign %s set to %s", campaign_id, new)
-    return campaign
 
 
-async def _start_workflow(
-    temporal: Client, campaign: Campaign, task_queue: str, settings: SettingsDep
-) -> None:
+async def _start_workflow(temporal: Client, campaign: Campaign, task_queue: str) -> None:
     assert campaign.id is not None
-    search_attributes = TypedSearchAttributes(
-        [names.CAMPAIGN_ID.value_set(str(campaign.id))]
-    )
+    search_attributes = names.campaign_search_attributes(campaign.id)
     await temporal.start_workflow(
         CampaignWorkflow.run,
         CampaignInput(
@@ -203,7 +219,7 @@ async def _signal(temporal: Client, campaign_id: int, signal: str) -> None:
         logger.debug("Campaign %s has no running workflow: %s", campaign_id, error)
 
 
-def _out(session: SessionDep, campaign: Campaign) -> CampaignOut:
+def _out(session: Session, campaign: Campaign) -> CampaignOut:
     assert campaign.id is not None
     counts = campaign_counts(session, campaign.id)
     return CampaignOut(

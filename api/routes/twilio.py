@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+from temporalio.client import Client
 from temporalio.service import RPCError
 from twilio.request_validator import RequestValidator
 
@@ -13,6 +16,7 @@ from activities.types import CallFinished
 from api.deps import DbDep, SettingsDep, TemporalDep
 from api.errors import ApiError
 from store.attempts import StatusReport, apply_status, find_attempt, record_event
+from store.db import Database
 from workflows import names
 
 logger = logging.getLogger(__name__)
@@ -33,20 +37,39 @@ async def call_status(
     params = {key: str(value) for key, value in form.items()}
     _verify(settings.public_base_url, settings.twilio_auth_token, request, params, signature)
     report = _report(params)
+    # The database work runs in the thread pool: waiting for SQLite's lock on
+    # the event loop would stall the requests that hold it.
+    applied = await run_in_threadpool(_record, db, report, attempt, params)
+    if applied is None:
+        logger.warning("Callback for unknown call %s", report.provider_sid)
+    elif applied.became_final:
+        await _notify(temporal, applied)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@dataclass(frozen=True)
+class _Applied:
+    attempt_id: int
+    campaign_id: int
+    contact_id: int
+    status: str
+    became_final: bool
+
+
+def _record(
+    db: Database, report: StatusReport, attempt_id: int | None, params: dict[str, str]
+) -> _Applied | None:
+    """Store the callback once and move the attempt forward."""
     with db.session() as session:
-        row = find_attempt(session, report.provider_sid, attempt)
-        attempt_id = row.id if row else None
-        fresh = record_event(session, report, attempt_id, params)
+        row = find_attempt(session, report.provider_sid, attempt_id)
+        fresh = record_event(session, report, row.id if row else None, params)
         final = False
         if row is not None and fresh:
             final = apply_status(session, row, report)
         session.commit()
-        target = (row.campaign_id, row.contact_id) if row is not None else None
     if row is None:
-        logger.warning("Callback for unknown call %s", report.provider_sid)
-    if final and target is not None:
-        await _notify(temporal, target, CallFinished(attempt_id=attempt_id, status=report.status))
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+        return None
+    return _Applied(row.id, row.campaign_id, row.contact_id, row.status, final)
 
 
 def _verify(
@@ -98,8 +121,9 @@ def _int(value: str | None, default: int | None) -> int | None:
         return default
 
 
-async def _notify(temporal, target: tuple[int, int], signal: CallFinished) -> None:  # noqa: ANN001
-    workflow_id = names.contact_workflow_id(*target)
+async def _notify(temporal: Client, applied: _Applied) -> None:
+    workflow_id = names.contact_workflow_id(applied.campaign_id, applied.contact_id)
+    signal = CallFinished(attempt_id=applied.attempt_id, status=applied.status)
     try:
         await temporal.get_workflow_handle(workflow_id).signal("call_finished", signal)
     except RPCError as error:

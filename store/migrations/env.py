@@ -3,7 +3,8 @@
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-import store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import store.imports  # noqa: F401  (registers the tables on SQLModel.metadata)
+import store.models  # noqa: F401
 from sqlmodel import SQLModel
 
 target_metadata = SQLModel.metadata

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-04 15:41:05.881414
+Create Date: 2026-12-04 15:55:41.451481
 """
 
 from alembic import op
@@ -46,6 +46,19 @@ def upgrade() -> None:
     with op.batch_alter_table('contact', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_contact_phone'), ['phone'], unique=False)
 
+    op.create_table('contact_import',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('filename', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('rows_total', sa.Integer(), nullable=False),
+    sa.Column('contacts_created', sa.Integer(), nullable=False),
+    sa.Column('contacts_updated', sa.Integer(), nullable=False),
+    sa.Column('duplicates', sa.Integer(), nullable=False),
+    sa.Column('rejected', sa.Integer(), nullable=False),
+    sa.Column('rejected_rows', sa.JSON(), nullable=True),
+    sa.PrimaryKeyConstraint('id')
+    )
     op.create_table('do_not_call',
     sa.Column('phone', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
     sa.Column('source', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -81,6 +94,16 @@ def upgrade() -> None:
     with op.batch_alter_table('campaign', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_campaign_agent_id'), ['agent_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_campaign_status'), ['status'], unique=False)
+
+    op.create_table('import_contact',
+    sa.Column('import_id', sa.Integer(), nullable=False),
+    sa.Column('contact_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['contact_id'], ['contact.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['import_id'], ['contact_import.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('import_id', 'contact_id')
+    )
+    with op.batch_alter_table('import_contact', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_import_contact_contact_id'), ['contact_id'], unique=False)
 
     op.create_table('campaign_member',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -170,6 +193,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_campaign_member_contact_id'))
 
     op.drop_table('campaign_member')
+    with op.batch_alter_table('import_contact', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_import_contact_contact_id'))
+
+    op.drop_table('import_contact')
     with op.batch_alter_table('campaign', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_campaign_status'))
         batch_op.drop_index(batch_op.f('ix_campaign_agent_id'))
@@ -181,6 +208,7 @@ def downgrade() -> None:
 
     op.drop_table('line_lease')
     op.drop_table('do_not_call')
+    op.drop_table('contact_import')
     with op.batch_alter_table('contact', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_contact_phone'))
 

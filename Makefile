@@ -1,0 +1,37 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run    import examples/contacts.csv and run a campaign on the embedded stack
+#   make test   run the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CONTACTS ?= examples/contacts.csv
+# Without ARGS, the example runs as a short demonstration: retries come after
+# seconds instead of the product's 4 hours.
+ARGS ?= --retry-delay 10s
+SCENARIO ?= examples/scenario.json
+
+.PHONY: install run up down test lint bench
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(BIN)/.installed
+
+run: install
+	$(BIN)/outbound run $(CONTACTS) --scenario $(SCENARIO) $(ARGS)
+
+up: install
+	$(BIN)/outbound up --scenario $(SCENARIO)
+
+down: install
+	$(BIN)/outbound down
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
