@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     temporal_tls: bool = False
     temporal_api_key: str | None = None
     task_queue: str = "outbound"
+    workflow_id_prefix: str = Field(
+        default="",
+        description="Put before every workflow id, so deployments can share a namespace.",
+    )
 
     api_key: str | None = Field(
         default=None, description="Key for the management API (X-API-Key)."
@@ -79,6 +83,15 @@ class Settings(BaseSettings):
                         "selected because OUTBOUND_TELEPHONY_API_URL is unset"
                     )
         return self
+
+    def require_telephony(self) -> None:
+        """Raise SettingsError unless the provider's credentials are set."""
+        for name in ("twilio_account_sid", "twilio_auth_token"):
+            if not getattr(self, name):
+                raise SettingsError(
+                    f"OUTBOUND_{name.upper()} is missing: it is needed to place "
+                    "calls and to check the signature of status callbacks"
+                )
 
     def uses_real_twilio_credentials(self) -> bool:
         return bool(self.twilio_account_sid or self.twilio_auth_token)

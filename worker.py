@@ -33,9 +33,11 @@ SHUTDOWN_GRACE = timedelta(seconds=20)
 
 
 def make_provider(settings: Settings) -> TelephonyProvider:
+    settings.require_telephony()
+    assert settings.twilio_account_sid and settings.twilio_auth_token
     return TelephonyProvider(
-        account_sid=settings.twilio_account_sid or "",
-        auth_token=settings.twilio_auth_token or "",
+        settings.twilio_account_sid,
+        settings.twilio_auth_token,
         api_url=settings.telephony_api_url,
     )
 

@@ -123,6 +123,7 @@ class CallActivities:
             member.last_outcome = update.last_outcome
             member.final_outcome = update.final_outcome
             member.next_attempt_at = update.next_attempt_at
+            member.retry_due_at = update.next_attempt_at
             member.reason = update.reason
             member.updated_at = self._clock()
             session.add(member)
@@ -278,6 +279,7 @@ class CallActivities:
             member.state = MemberState.DIALING
             member.attempts_made = input.attempt_no
             member.next_attempt_at = None
+            member.retry_due_at = None
             member.reason = None
             member.updated_at = now
             session.add(member)
@@ -311,7 +313,9 @@ class CallActivities:
                 status_callback=self._status_callback_url(attempt_id),
                 ring_timeout=settings.ring_timeout_seconds,
                 machine_detection=settings.machine_detection,
-                send_digits=extension_digits(contact.extension) if contact.extension else None,
+                send_digits=extension_digits(contact.extension)
+                if contact.extension
+                else None,
             )
         except ProviderBusy as error:
             self._forget_attempt(attempt_id)
@@ -342,7 +346,9 @@ class CallActivities:
             decision=Decision.DIALED, attempt_id=attempt_id, attempt_final=final
         )
 
-    def _fail_attempt(self, attempt_id: int, code: str, message: str) -> PlaceCallResult:
+    def _fail_attempt(
+        self, attempt_id: int, code: str, message: str
+    ) -> PlaceCallResult:
         with self._db.session() as session:
             attempt = _get(session, CallAttempt, attempt_id)
             attempt.error_code = code
@@ -353,7 +359,9 @@ class CallActivities:
             release_line(session, attempt_id)
             session.add(attempt)
             session.commit()
-        logger.info("Provider rejected the call of attempt %s: error %s", attempt_id, code)
+        logger.info(
+            "Provider rejected the call of attempt %s: error %s", attempt_id, code
+        )
         return PlaceCallResult(
             decision=Decision.DIALED, attempt_id=attempt_id, attempt_final=True
         )
@@ -375,7 +383,9 @@ class CallActivities:
             found = self._find_created_call(attempt)
             if found is None:
                 # No call was ever made for this attempt.
-                apply_status(session, attempt, StatusReport("", "failed", error_code="lost"))
+                apply_status(
+                    session, attempt, StatusReport("", "failed", error_code="lost")
+                )
                 return
             attempt.provider_sid = found.sid
             call = found
@@ -405,4 +415,3 @@ def _get(session: Session, model, key: int):  # noqa: ANN001, ANN202
             f"{model.__name__} {key} not found", type="NotFound", non_retryable=True
         )
     return row
-

@@ -17,6 +17,7 @@ from activities.types import (
     MembersPage,
     MembersPageInput,
     MemberState,
+    WakeInput,
 )
 from store.db import Database
 from store.models import Campaign, CampaignMember, CampaignStatus, utcnow
@@ -25,7 +26,9 @@ from workflows import names
 logger = logging.getLogger(__name__)
 
 WAKE_BATCH = 50
-_OPEN_STATES = [state.value for state in MemberState if state not in FINAL_MEMBER_STATES]
+_OPEN_STATES = [
+    state.value for state in MemberState if state not in FINAL_MEMBER_STATES
+]
 
 
 class CampaignActivities:
@@ -48,7 +51,9 @@ class CampaignActivities:
             ).all()
         members = [MemberRef(member_id=m, contact_id=c) for m, c in rows]
         cursor = members[-1].member_id if members else input.after_member_id
-        return MembersPage(members=members, next_cursor=cursor, done=len(rows) < input.limit)
+        return MembersPage(
+            members=members, next_cursor=cursor, done=len(rows) < input.limit
+        )
 
     @activity.defn(name=names.ACTIVITY_COUNT_UNFINISHED)
     def count_unfinished(self, campaign_id: int) -> int:
@@ -89,13 +94,15 @@ class CampaignActivities:
         logger.info("Campaign %s is now %s", campaign_id, status)
 
     @activity.defn(name=names.ACTIVITY_WAKE_MEMBERS)
-    async def wake_members(self, campaign_id: int) -> int:
+    async def wake_members(self, input: WakeInput) -> int:
         """Signal every waiting contact of the campaign to check again now."""
-        members = await asyncio.to_thread(self._waiting_contacts, campaign_id)
+        members = await asyncio.to_thread(self._waiting_contacts, input.campaign_id)
         woken = 0
         for start in range(0, len(members), WAKE_BATCH):
             batch = members[start : start + WAKE_BATCH]
-            await asyncio.gather(*(self._wake(campaign_id, c) for c in batch))
+            await asyncio.gather(
+                *(self._wake(input.campaign_workflow_id, c) for c in batch)
+            )
             woken += len(batch)
             activity.heartbeat(woken)
         return woken
@@ -113,8 +120,8 @@ class CampaignActivities:
                 ).all()
             )
 
-    async def _wake(self, campaign_id: int, contact_id: int) -> None:
-        workflow_id = names.contact_workflow_id(campaign_id, contact_id)
+    async def _wake(self, campaign_workflow_id: str, contact_id: int) -> None:
+        workflow_id = names.contact_workflow_id(campaign_workflow_id, contact_id)
         try:
             await self._client.get_workflow_handle(workflow_id).signal("wake")
         except RPCError as error:

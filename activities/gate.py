@@ -61,10 +61,14 @@ def check_before_dial(
 def _campaign_status(session, campaign, member, contact, settings, now):  # noqa: ANN001, ANN202
     if campaign.status == CampaignStatus.CANCELED:
         return Verdict(
-            Decision.NEVER, reason="campaign canceled", member_state=MemberState.CANCELED
+            Decision.NEVER,
+            reason="campaign canceled",
+            member_state=MemberState.CANCELED,
         )
     if campaign.status == CampaignStatus.PAUSED:
-        return Verdict(Decision.WAIT, until=now + PAUSE_RECHECK, reason="campaign paused")
+        return Verdict(
+            Decision.WAIT, until=now + PAUSE_RECHECK, reason="campaign paused"
+        )
     return None
 
 
@@ -102,7 +106,7 @@ def _attempts(session, campaign, member, contact, settings, now):  # noqa: ANN00
 
 
 def _retry_time(session, campaign, member, contact, settings, now):  # noqa: ANN001, ANN202
-    due = aware(member.next_attempt_at)
+    due = aware(member.retry_due_at)
     if due is not None and due > now:
         return Verdict(Decision.WAIT, until=due, reason=member.reason or "retry delay")
     return None

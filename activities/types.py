@@ -132,8 +132,8 @@ class ContactInput:
     )
     # First look at the provider when no final status has arrived, then the
     # interval between further looks while the call is still live.
-    status_check_seconds: int = 25 + 60
-    status_poll_seconds: int = 300
+    status_check_seconds: int = 25 + 15
+    status_poll_seconds: int = 60
     # Off only where the server has no custom search attributes registered.
     search_attributes: bool = True
     # Carried across continue-as-new.
@@ -197,6 +197,6 @@ class CallFinished:
 
 
 @dataclass(frozen=True)
-class CampaignFinishInput:
+class WakeInput:
     campaign_id: int
-    canceled: bool = False
+    campaign_workflow_id: str

@@ -36,11 +36,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, error: ApiError) -> JSONResponse:
         return JSONResponse(
-            _body(error.code, error.message, error.details), status_code=error.status_code
+            _body(error.code, error.message, error.details),
+            status_code=error.status_code,
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+    async def _invalid(
+        _request: Request, error: RequestValidationError
+    ) -> JSONResponse:
         problems = [
             {"field": ".".join(str(p) for p in item["loc"]), "message": item["msg"]}
             for item in error.errors()

@@ -79,13 +79,18 @@ def run(
     ring_timeout: Annotated[
         str, typer.Option(help="How long a call rings before no-answer, such as 25s.")
     ] = "25s",
-    window_start: Annotated[str, typer.Option(help="Calling window start, local time.")] = "09:00",
-    window_end: Annotated[str, typer.Option(help="Calling window end, local time.")] = "20:00",
+    window_start: Annotated[
+        str, typer.Option(help="Calling window start, local time.")
+    ] = "09:00",
+    window_end: Annotated[
+        str, typer.Option(help="Calling window end, local time.")
+    ] = "20:00",
     window_days: Annotated[
         str, typer.Option(help="Calling days as ISO weekdays, Monday = 1.")
     ] = "1,2,3,4,5,6",
     max_concurrent_calls: Annotated[
-        int | None, typer.Option(help="Cap on this campaign's share of the plan's lines.")
+        int | None,
+        typer.Option(help="Cap on this campaign's share of the plan's lines."),
     ] = None,
     require_consent: Annotated[
         bool, typer.Option(help="Call only contacts with a recorded consent basis.")
@@ -98,9 +103,12 @@ def run(
         str | None, typer.Option(help="Header of the phone column, if not detected.")
     ] = None,
     scenario: Annotated[
-        Path | None, typer.Option(help="Simulator scenario file, when the stack starts.")
+        Path | None,
+        typer.Option(help="Simulator scenario file, when the stack starts."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON.")
+    ] = False,
     keep_stack: Annotated[
         bool,
         typer.Option(help="Leave a stack started by this run running afterwards."),
@@ -153,7 +161,9 @@ def down(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Stop a stack left running in the background by `outbound run`."""
     stack = EmbeddedStack(data_dir)
     stopped = stack.stop_detached()
-    console.print(f"Stopped {stopped} processes." if stopped else "No stack was running.")
+    console.print(
+        f"Stopped {stopped} processes." if stopped else "No stack was running."
+    )
 
 
 @app.command()
@@ -191,7 +201,9 @@ def _run_campaign(
         contacts, consent_basis=consent_basis, phone_column=phone_column
     )
     agent_id = client.ensure_agent(
-        DEMO_AGENT_NAME, DEMO_AGENT_NUMBER, f"http://127.0.0.1:{stack.ports.simulator}/agent/voice"
+        DEMO_AGENT_NAME,
+        DEMO_AGENT_NUMBER,
+        f"http://127.0.0.1:{stack.ports.simulator}/agent/voice",
     )
     campaign = client.create_campaign(
         name=f"{contacts.stem} {time.strftime('%Y-%m-%d %H:%M:%S')}",
@@ -239,4 +251,3 @@ def _weekdays(text: str) -> list[int]:
         raise typer.BadParameter(
             f"invalid weekdays {text!r}: list ISO weekday numbers such as 1,2,3,4,5"
         ) from None
-

@@ -49,7 +49,8 @@ def _done(campaign: dict[str, Any]) -> int:
 
 def _detail(campaign: dict[str, Any]) -> str:
     outcomes = ", ".join(
-        f"{name} {count}" for name, count in sorted(campaign["calls_by_outcome"].items())
+        f"{name} {count}"
+        for name, count in sorted(campaign["calls_by_outcome"].items())
     )
     return f"calls live {campaign['lines_in_use']}  {outcomes}"
 

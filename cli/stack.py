@@ -139,9 +139,17 @@ class EmbeddedStack:
         self._spawn(
             "api",
             [
-                sys.executable, "-m", "uvicorn", "api.app:app_from_environment",
-                "--factory", "--host", "127.0.0.1", "--port", str(self.ports.api),
-                "--log-level", "warning",
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "api.app:app_from_environment",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.ports.api),
+                "--log-level",
+                "warning",
             ],
             env,
         )
@@ -193,12 +201,19 @@ class EmbeddedStack:
 
     def _temporal_command(self) -> list[str]:
         command = [
-            find_binary("temporal"), "server", "start-dev",
-            "--db-filename", str(self.data_dir / "temporal.db"),
-            "--ip", "127.0.0.1",
-            "--port", str(self.ports.temporal),
-            "--ui-port", str(self.ports.ui),
-            "--log-level", "error",
+            find_binary("temporal"),
+            "server",
+            "start-dev",
+            "--db-filename",
+            str(self.data_dir / "temporal.db"),
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(self.ports.temporal),
+            "--ui-port",
+            str(self.ports.ui),
+            "--log-level",
+            "error",
         ]
         for key in names.SEARCH_ATTRIBUTES:
             command += ["--search-attribute", f"{key.name}=Keyword"]
@@ -206,10 +221,15 @@ class EmbeddedStack:
 
     def _simulator_command(self) -> list[str]:
         command = [
-            sys.executable, "-m", "telephony.simulator",
-            "--port", str(self.ports.simulator),
-            "--account-sid", self.secrets.account_sid,
-            "--auth-token", self.secrets.auth_token,
+            sys.executable,
+            "-m",
+            "telephony.simulator",
+            "--port",
+            str(self.ports.simulator),
+            "--account-sid",
+            self.secrets.account_sid,
+            "--auth-token",
+            self.secrets.auth_token,
         ]
         if self.scenario is not None:
             command += ["--scenario", str(self.scenario)]
@@ -217,7 +237,10 @@ class EmbeddedStack:
 
     def _migrate(self, env: dict[str, str]) -> None:
         result = subprocess.run(
-            [sys.executable, "-m", "store.migrate"], env=env, capture_output=True, text=True
+            [sys.executable, "-m", "store.migrate"],
+            env=env,
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0:
             raise StackError(f"database migration failed:\n{result.stderr[-2000:]}")
@@ -225,7 +248,11 @@ class EmbeddedStack:
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
         log = open(self.data_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115
         process = subprocess.Popen(
-            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self._processes.append((name, process))
 

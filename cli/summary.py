@@ -27,7 +27,10 @@ def build_summary(
         "status": campaign["status"],
         "contacts": campaign["members"],
         "calls_placed": campaign["calls_placed"],
-        **{key.replace(" ", "_"): calls.get(outcome, 0) for key, outcome in OUTCOME_ROWS},
+        **{
+            key.replace(" ", "_"): calls.get(outcome, 0)
+            for key, outcome in OUTCOME_ROWS
+        },
         "contacts_by_state": campaign["members_by_state"],
         "not_called": campaign["not_called_by_reason"],
         "waiting": campaign["waiting_by_reason"],

@@ -23,13 +23,21 @@ LINES_ADVISORY_LOCK = 7_341_001
 def lock_lines(session: Session) -> None:
     """Serialise line counting for the rest of this transaction."""
     if session.get_bind().dialect.name == "postgresql":
-        session.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=LINES_ADVISORY_LOCK))
+        session.exec(
+            text("SELECT pg_advisory_xact_lock(:key)").bindparams(
+                key=LINES_ADVISORY_LOCK
+            )
+        )
     # SQLite transactions begin with BEGIN IMMEDIATE (store.db), which already
     # holds the database's single write lock.
 
 
-def lines_in_use(session: Session, now: datetime, campaign_id: int | None = None) -> int:
-    query = select(func.count()).select_from(LineLease).where(LineLease.expires_at > now)
+def lines_in_use(
+    session: Session, now: datetime, campaign_id: int | None = None
+) -> int:
+    query = (
+        select(func.count()).select_from(LineLease).where(LineLease.expires_at > now)
+    )
     if campaign_id is not None:
         query = query.where(LineLease.campaign_id == campaign_id)
     return session.exec(query).one()
@@ -51,7 +59,12 @@ def has_free_line(
 
 
 def take_line(
-    session: Session, *, attempt_id: int, campaign_id: int, now: datetime, lease: timedelta
+    session: Session,
+    *,
+    attempt_id: int,
+    campaign_id: int,
+    now: datetime,
+    lease: timedelta,
 ) -> None:
     session.add(
         LineLease(

@@ -98,7 +98,11 @@ class CampaignMember(SQLModel, table=True):
     contact_id: int = Field(foreign_key="contact.id", index=True)
     state: str = Field(default=MemberState.PENDING)
     attempts_made: int = 0
+    # When the next attempt is expected, for people reading the campaign.
     next_attempt_at: datetime | None = _when()
+    # The earliest moment the retry delay allows the next attempt; unlike
+    # next_attempt_at, a pause or a busy line never moves it.
+    retry_due_at: datetime | None = _when()
     last_outcome: str | None = None
     final_outcome: str | None = None
     # Why the contact waits or was not called, in words, without personal data.

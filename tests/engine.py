@@ -50,7 +50,11 @@ NUMBER_POOL: tuple[tuple[str, str], ...] = (
     ("+919{:09d}", "Asia/Kolkata"),
 )
 # Federal limits and every day, so that some zone is always open.
-WIDE_WINDOW = {"window_start": "08:00", "window_end": "21:00", "window_days": [1, 2, 3, 4, 5, 6, 7]}
+WIDE_WINDOW = {
+    "window_start": "08:00",
+    "window_end": "21:00",
+    "window_days": [1, 2, 3, 4, 5, 6, 7],
+}
 
 
 @dataclass
@@ -60,7 +64,9 @@ class Engine:
     db: Database
     settings: Settings
 
-    async def import_csv(self, rows: list[dict[str, str]], **form: str) -> dict[str, Any]:
+    async def import_csv(
+        self, rows: list[dict[str, str]], **form: str
+    ) -> dict[str, Any]:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -110,7 +116,9 @@ class Engine:
         return campaign if campaign["status"] == "finished" else None
 
 
-def open_numbers(count: int, *, now: datetime | None = None, start: int = 200) -> list[str]:
+def open_numbers(
+    count: int, *, now: datetime | None = None, start: int = 200
+) -> list[str]:
     """Return ``count`` numbers whose zone is inside 08:00–21:00 for an hour."""
     now = now or datetime.now(UTC)
     open_templates = []
@@ -139,7 +147,10 @@ async def running_engine(
     provider_timeout: float = 5.0,
 ) -> AsyncIterator[Engine]:
     config = SimulatorConfig(scenario=scenario, faults=faults or Faults())
-    with SimulatorServer(config) as simulator, _api(env, db, simulator) as (api_url, settings):
+    with (
+        SimulatorServer(config) as simulator,
+        _api(env, db, simulator) as (api_url, settings),
+    ):
         settings = settings.model_copy(
             update={
                 "public_base_url": api_url,
@@ -148,10 +159,15 @@ async def running_engine(
         )
         provider = simulator.provider(timeout_seconds=provider_timeout)
         with ThreadPoolExecutor(max_workers=100) as executor:
-            worker = build_worker(env.client, settings, db, provider, executor, clock=clock)
-            async with worker, httpx.AsyncClient(
-                base_url=api_url, headers={"X-API-Key": API_KEY}, timeout=30
-            ) as api:
+            worker = build_worker(
+                env.client, settings, db, provider, executor, clock=clock
+            )
+            async with (
+                worker,
+                httpx.AsyncClient(
+                    base_url=api_url, headers={"X-API-Key": API_KEY}, timeout=30
+                ) as api,
+            ):
                 yield Engine(api=api, simulator=simulator, db=db, settings=settings)
 
 
@@ -165,6 +181,9 @@ def _api(
         twilio_auth_token=simulator.config.auth_token,
         telephony_api_url=simulator.url,
         task_queue=f"test-{uuid.uuid4().hex[:12]}",
+        # Every test's database numbers campaigns from 1, and they share one
+        # Temporal server.
+        workflow_id_prefix=f"t{uuid.uuid4().hex[:8]}-",
         database_url=db.url,
     )
 

@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
         CampaignState,
         ContactInput,
         MemberRef,
+        WakeInput,
         MembersPage,
         MembersPageInput,
     )
@@ -31,6 +32,10 @@ MAX_ACTIVE_CONTACTS = 300
 # has more than this many pending children and its history stays small.
 MAX_STARTS_PER_RUN = 400
 PAGE_SIZE = 100
+# A call's final status normally arrives within seconds of its end; a contact
+# asks the provider itself when none has come this long after the ring
+# timeout, and then every status_poll_seconds while the call is live.
+STATUS_CHECK_MARGIN_SECONDS = 15
 # How often a campaign with nothing to start checks the database for members
 # still open, in case a contact's notice was lost.
 RECONCILE_EVERY = timedelta(minutes=5)
@@ -131,7 +136,8 @@ class CampaignWorkflow:
                 await self._continue_as_new()
             await self._wait_for_change()
         workflow.logger.info(
-            "Campaign %s %s", input.campaign_id,
+            "Campaign %s %s",
+            input.campaign_id,
             "canceled" if self._state.canceled else "finished",
         )
         return self.progress()
@@ -178,7 +184,8 @@ class CampaignWorkflow:
             max_attempts=settings.max_attempts,
             retry_delay_seconds=settings.retry_delay_seconds,
             retry_outcomes=settings.retry_outcomes,
-            status_check_seconds=settings.ring_timeout_seconds + 60,
+            status_check_seconds=settings.ring_timeout_seconds
+            + STATUS_CHECK_MARGIN_SECONDS,
             search_attributes=self._input.search_attributes,
         )
         search_attributes = None
@@ -190,7 +197,9 @@ class CampaignWorkflow:
             await workflow.start_child_workflow(
                 ContactWorkflow.run,
                 contact_input,
-                id=names.contact_workflow_id(self._input.campaign_id, member.contact_id),
+                id=names.contact_workflow_id(
+                    workflow.info().workflow_id, member.contact_id
+                ),
                 parent_close_policy=ParentClosePolicy.ABANDON,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 search_attributes=search_attributes,
@@ -221,7 +230,9 @@ class CampaignWorkflow:
     async def _wait_for_change(self) -> None:
         self._changed = False
         try:
-            await workflow.wait_condition(lambda: self._changed, timeout=RECONCILE_EVERY)
+            await workflow.wait_condition(
+                lambda: self._changed, timeout=RECONCILE_EVERY
+            )
         except asyncio.TimeoutError:
             self._reconcile_due = True
 
@@ -229,7 +240,7 @@ class CampaignWorkflow:
         self._wake_pending = False
         await workflow.execute_activity(
             names.ACTIVITY_WAKE_MEMBERS,
-            self._input.campaign_id,
+            WakeInput(self._input.campaign_id, workflow.info().workflow_id),
             start_to_close_timeout=timedelta(minutes=10),
             heartbeat_timeout=timedelta(seconds=60),
             retry_policy=names.DATABASE_RETRY,

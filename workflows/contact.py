@@ -153,7 +153,9 @@ class ContactWorkflow:
             return await self._finish(MemberState.EXHAUSTED, outcome)
         delay = timedelta(seconds=self._input.retry_delay_seconds)
         next_at = workflow.now() + delay
-        reason = f"retry {self._attempts + 1} of {self._input.max_attempts} after {outcome}"
+        reason = (
+            f"retry {self._attempts + 1} of {self._input.max_attempts} after {outcome}"
+        )
         await self._update_member(
             MemberState.WAITING, outcome, next_attempt_at=next_at, reason=reason
         )
@@ -197,11 +199,14 @@ class ContactWorkflow:
         self._wait_until = until
         self._reason = reason
         if until is None:
-            raise ApplicationError("a wait decision came without a time", non_retryable=True)
+            raise ApplicationError(
+                "a wait decision came without a time", non_retryable=True
+            )
+        # Cleared before any await, so a wake-up that arrives meanwhile counts.
+        self._woken = False
         delay = until - workflow.now()
         if delay > names.IDLE_AFTER:
             await self._tell_parent_idle()
-        self._woken = False
         if delay > timedelta(0):
             await self._wait_for_signal(lambda: self._woken, delay)
         self._wait_until = None

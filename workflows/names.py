@@ -52,12 +52,17 @@ DATABASE_RETRY = RetryPolicy(
 IDLE_AFTER = timedelta(seconds=60)
 
 
-def campaign_workflow_id(campaign_id: int) -> str:
-    return f"campaign-{campaign_id}"
+def campaign_workflow_id(campaign_id: int, prefix: str = "") -> str:
+    """Return the campaign's workflow id, such as ``campaign-42``.
+
+    The prefix lets several deployments share one Temporal namespace.
+    """
+    return f"{prefix}campaign-{campaign_id}"
 
 
-def contact_workflow_id(campaign_id: int, contact_id: int) -> str:
-    return f"campaign-{campaign_id}/contact-{contact_id}"
+def contact_workflow_id(campaign_workflow_id: str, contact_id: int) -> str:
+    """Return a contact's workflow id, such as ``campaign-42/contact-7``."""
+    return f"{campaign_workflow_id}/contact-{contact_id}"
 
 
 def initial_search_attributes(campaign_id: int, state: str) -> TypedSearchAttributes:

@@ -15,7 +15,9 @@ router = APIRouter(prefix="/agents", tags=["agents"], dependencies=[ApiKey])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def create_agent(body: AgentCreate, session: SessionDep, settings: SettingsDep) -> AgentOut:
+def create_agent(
+    body: AgentCreate, session: SessionDep, settings: SettingsDep
+) -> AgentOut:
     """Create an agent."""
     try:
         phone = normalize_phone(body.from_number, settings.default_region)

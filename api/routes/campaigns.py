@@ -16,6 +16,7 @@ from activities.types import CampaignInput, CampaignSettings
 from api.deps import ApiKey, DbDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import ApiError, not_found
 from api.schemas import CampaignCreate, CampaignOut
+from config import Settings
 from rules.window import CallingWindow, WindowError
 from store.campaigns import add_members, campaign_counts
 from store.db import Database
@@ -28,20 +29,22 @@ router = APIRouter(prefix="/campaigns", tags=["campaigns"], dependencies=[ApiKey
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def create_campaign(body: CampaignCreate, session: SessionDep) -> CampaignOut:
+def create_campaign(
+    body: CampaignCreate, session: SessionDep, settings: SettingsDep
+) -> CampaignOut:
     """Create a campaign in draft with the selected contacts as members."""
     if session.get(Agent, body.agent_id) is None:
         raise not_found("agent", body.agent_id)
-    settings = CampaignSettings(
+    campaign_settings = CampaignSettings(
         **{
             **body.settings.model_dump(),
             "retry_outcomes": tuple(body.settings.retry_outcomes),
             "window_days": tuple(body.settings.window_days),
         }
     )
-    _validate_window(settings)
+    _validate_window(campaign_settings)
     campaign = Campaign(
-        name=body.name, agent_id=body.agent_id, settings=settings_to_dict(settings)
+        name=body.name, agent_id=body.agent_id, settings=settings_to_dict(campaign_settings)
     )
     session.add(campaign)
     session.flush()
@@ -63,20 +66,22 @@ def create_campaign(body: CampaignCreate, session: SessionDep) -> CampaignOut:
         )
     session.commit()
     logger.info("Campaign %s created with %s members", campaign.id, added)
-    return _out(session, campaign)
+    return _out(session, campaign, settings.workflow_id_prefix)
 
 
 @router.get("")
-def list_campaigns(session: SessionDep) -> list[CampaignOut]:
+def list_campaigns(session: SessionDep, settings: SettingsDep) -> list[CampaignOut]:
     """List campaigns, newest first."""
     campaigns = session.exec(select(Campaign).order_by(Campaign.id.desc())).all()  # type: ignore[union-attr]
-    return [_out(session, campaign) for campaign in campaigns]
+    return [_out(session, c, settings.workflow_id_prefix) for c in campaigns]
 
 
 @router.get("/{campaign_id}")
-def get_campaign(campaign_id: int, session: SessionDep) -> CampaignOut:
+def get_campaign(
+    campaign_id: int, session: SessionDep, settings: SettingsDep
+) -> CampaignOut:
     """Get a campaign with its counts by member state and call outcome."""
-    return _out(session, _campaign(session, campaign_id))
+    return _out(session, _campaign(session, campaign_id), settings.workflow_id_prefix)
 
 
 @router.post("/{campaign_id}/start")
@@ -85,32 +90,38 @@ async def start_campaign(
 ) -> CampaignOut:
     """Start the campaign; starting it again changes nothing."""
     campaign = await run_in_threadpool(_mark_running, db, campaign_id)
-    await _start_workflow(temporal, campaign, settings.task_queue)
-    return await run_in_threadpool(_read, db, campaign_id)
+    await _start_workflow(temporal, campaign, settings)
+    return await run_in_threadpool(_read, db, campaign_id, settings.workflow_id_prefix)
 
 
 @router.post("/{campaign_id}/pause")
-async def pause_campaign(campaign_id: int, db: DbDep, temporal: TemporalDep) -> CampaignOut:
+async def pause_campaign(
+    campaign_id: int, db: DbDep, settings: SettingsDep, temporal: TemporalDep
+) -> CampaignOut:
     """Pause: no new dial starts until resume; live calls finish."""
     await run_in_threadpool(
         _set_status, db, campaign_id, CampaignStatus.PAUSED, {CampaignStatus.RUNNING}
     )
-    await _signal(temporal, campaign_id, "pause")
-    return await run_in_threadpool(_read, db, campaign_id)
+    await _signal(temporal, campaign_id, "pause", settings.workflow_id_prefix)
+    return await run_in_threadpool(_read, db, campaign_id, settings.workflow_id_prefix)
 
 
 @router.post("/{campaign_id}/resume")
-async def resume_campaign(campaign_id: int, db: DbDep, temporal: TemporalDep) -> CampaignOut:
+async def resume_campaign(
+    campaign_id: int, db: DbDep, settings: SettingsDep, temporal: TemporalDep
+) -> CampaignOut:
     """Resume a paused campaign where it stopped."""
     await run_in_threadpool(
         _set_status, db, campaign_id, CampaignStatus.RUNNING, {CampaignStatus.PAUSED}
     )
-    await _signal(temporal, campaign_id, "resume")
-    return await run_in_threadpool(_read, db, campaign_id)
+    await _signal(temporal, campaign_id, "resume", settings.workflow_id_prefix)
+    return await run_in_threadpool(_read, db, campaign_id, settings.workflow_id_prefix)
 
 
 @router.post("/{campaign_id}/cancel")
-async def cancel_campaign(campaign_id: int, db: DbDep, temporal: TemporalDep) -> CampaignOut:
+async def cancel_campaign(
+    campaign_id: int, db: DbDep, settings: SettingsDep, temporal: TemporalDep
+) -> CampaignOut:
     """Cancel: no new dial starts; waiting contacts end as canceled."""
     await run_in_threadpool(
         _set_status,
@@ -119,17 +130,17 @@ async def cancel_campaign(campaign_id: int, db: DbDep, temporal: TemporalDep) ->
         CampaignStatus.CANCELED,
         {CampaignStatus.RUNNING, CampaignStatus.PAUSED, CampaignStatus.DRAFT},
     )
-    await _signal(temporal, campaign_id, "cancel")
-    return await run_in_threadpool(_read, db, campaign_id)
+    await _signal(temporal, campaign_id, "cancel", settings.workflow_id_prefix)
+    return await run_in_threadpool(_read, db, campaign_id, settings.workflow_id_prefix)
 
 
 # The handlers above are async because they talk to Temporal; their database
 # work runs in the thread pool, because a blocking wait for SQLite's lock on
 # the event loop would stall every other request, including the one that
 # holds the lock.
-def _read(db: Database, campaign_id: int) -> CampaignOut:
+def _read(db: Database, campaign_id: int, prefix: str) -> CampaignOut:
     with db.session() as session:
-        return _out(session, _campaign(session, campaign_id))
+        return _out(session, _campaign(session, campaign_id), prefix)
 
 
 def _mark_running(db: Database, campaign_id: int) -> Campaign:
@@ -167,7 +178,9 @@ def _campaign(session: Session, campaign_id: int) -> Campaign:
     return campaign
 
 
-def _set_status(db: Database, campaign_id: int, new: str, allowed_from: set[str]) -> None:
+def _set_status(
+    db: Database, campaign_id: int, new: str, allowed_from: set[str]
+) -> None:
     with db.session() as session:
         _change_status(session, campaign_id, new, allowed_from)
 
@@ -193,7 +206,10 @@ def _change_status(
     logger.info("Campaign %s set to %s", campaign_id, new)
 
 
-async def _start_workflow(temporal: Client, campaign: Campaign, task_queue: str) -> None:
+async def _start_workflow(
+    temporal: Client, campaign: Campaign, settings: Settings
+) -> None:
+    prefix = settings.workflow_id_prefix
     assert campaign.id is not None
     search_attributes = names.campaign_search_attributes(campaign.id)
     await temporal.start_workflow(
@@ -201,16 +217,18 @@ async def _start_workflow(temporal: Client, campaign: Campaign, task_queue: str)
         CampaignInput(
             campaign_id=campaign.id, settings=settings_from_dict(campaign.settings)
         ),
-        id=names.campaign_workflow_id(campaign.id),
-        task_queue=task_queue,
+        id=names.campaign_workflow_id(campaign.id, prefix),
+        task_queue=settings.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         search_attributes=search_attributes,
         static_summary=f"campaign {campaign.id}",
     )
 
 
-async def _signal(temporal: Client, campaign_id: int, signal: str) -> None:
-    handle = temporal.get_workflow_handle(names.campaign_workflow_id(campaign_id))
+async def _signal(temporal: Client, campaign_id: int, signal: str, prefix: str) -> None:
+    handle = temporal.get_workflow_handle(
+        names.campaign_workflow_id(campaign_id, prefix)
+    )
     try:
         await handle.signal(signal)
     except RPCError as error:
@@ -219,7 +237,7 @@ async def _signal(temporal: Client, campaign_id: int, signal: str) -> None:
         logger.debug("Campaign %s has no running workflow: %s", campaign_id, error)
 
 
-def _out(session: Session, campaign: Campaign) -> CampaignOut:
+def _out(session: Session, campaign: Campaign, prefix: str) -> CampaignOut:
     assert campaign.id is not None
     counts = campaign_counts(session, campaign.id)
     return CampaignOut(
@@ -239,5 +257,5 @@ def _out(session: Session, campaign: Campaign) -> CampaignOut:
         waiting_by_reason=counts.waiting_by_reason,
         lines_in_use=counts.lines_in_use,
         next_attempt_at=counts.next_attempt_at,
-        workflow_id=names.campaign_workflow_id(campaign.id),
+        workflow_id=names.campaign_workflow_id(campaign.id, prefix),
     )

@@ -80,7 +80,9 @@ def get_contact(contact_id: int, session: SessionDep) -> ContactOut:
     return _contact_out(session, contact, with_attempts=True)
 
 
-def _contact_out(session: SessionDep, contact: Contact, *, with_attempts: bool) -> ContactOut:
+def _contact_out(
+    session: SessionDep, contact: Contact, *, with_attempts: bool
+) -> ContactOut:
     attempts: list[AttemptOut] = []
     if with_attempts:
         rows = session.exec(

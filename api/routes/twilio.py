@@ -35,7 +35,9 @@ async def call_status(
     """Record a call status callback and tell the contact's workflow when final."""
     form = await request.form()
     params = {key: str(value) for key, value in form.items()}
-    _verify(settings.public_base_url, settings.twilio_auth_token, request, params, signature)
+    _verify(
+        settings.public_base_url, settings.twilio_auth_token, request, params, signature
+    )
     report = _report(params)
     # The database work runs in the thread pool: waiting for SQLite's lock on
     # the event loop would stall the requests that hold it.
@@ -43,7 +45,7 @@ async def call_status(
     if applied is None:
         logger.warning("Callback for unknown call %s", report.provider_sid)
     elif applied.became_final:
-        await _notify(temporal, applied)
+        await _notify(temporal, applied, settings.workflow_id_prefix)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -85,7 +87,9 @@ def _verify(
     if request.url.query:
         url += "?" + request.url.query
     if not auth_token or not signature:
-        raise ApiError(status.HTTP_403_FORBIDDEN, "invalid_signature", "missing X-Twilio-Signature")
+        raise ApiError(
+            status.HTTP_403_FORBIDDEN, "invalid_signature", "missing X-Twilio-Signature"
+        )
     if not RequestValidator(auth_token).validate(url, params, signature):
         raise ApiError(
             status.HTTP_403_FORBIDDEN,
@@ -121,8 +125,9 @@ def _int(value: str | None, default: int | None) -> int | None:
         return default
 
 
-async def _notify(temporal: Client, applied: _Applied) -> None:
-    workflow_id = names.contact_workflow_id(applied.campaign_id, applied.contact_id)
+async def _notify(temporal: Client, applied: _Applied, prefix: str) -> None:
+    campaign_workflow = names.campaign_workflow_id(applied.campaign_id, prefix)
+    workflow_id = names.contact_workflow_id(campaign_workflow, applied.contact_id)
     signal = CallFinished(attempt_id=applied.attempt_id, status=applied.status)
     try:
         await temporal.get_workflow_handle(workflow_id).signal("call_finished", signal)

@@ -50,7 +50,9 @@ async def test_twenty_contacts_match_scenario(dev_env, sqlite_db):
     expected = {n: expected_attempts(scenario, n, 3) for n in numbers}
 
     async with running_engine(dev_env, sqlite_db, scenario=scenario) as engine:
-        report = await engine.import_csv([{"phone": n, "name": f"c{i}"} for i, n in enumerate(numbers)])
+        report = await engine.import_csv(
+            [{"phone": n, "name": f"c{i}"} for i, n in enumerate(numbers)]
+        )
         campaign_id = await engine.start_campaign(
             report["import_id"], retry_delay_seconds=1, max_attempts=3
         )
@@ -67,4 +69,6 @@ async def test_twenty_contacts_match_scenario(dev_env, sqlite_db):
     assert campaign["calls_by_outcome"] == dict(all_expected)
     assert campaign["members_by_state"].get("waiting", 0) == 0
     assert len(events) >= len([a for a in attempts if a.provider_sid])
-    assert all(a.status in ("completed", "busy", "no-answer", "failed") for a in attempts)
+    assert all(
+        a.status in ("completed", "busy", "no-answer", "failed") for a in attempts
+    )

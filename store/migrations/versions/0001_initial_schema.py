@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-04 15:55:41.451481
+Create Date: 2026-12-04
 """
 
 from alembic import op
@@ -112,6 +112,7 @@ def upgrade() -> None:
     sa.Column('state', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('attempts_made', sa.Integer(), nullable=False),
     sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('retry_due_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('last_outcome', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('final_outcome', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
