@@ -6,8 +6,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONTACTS ?= examples/contacts.csv
 # Without ARGS, the example runs as a short demonstration: retries come after
-# seconds instead of the product's 4 hours.
-ARGS ?= --retry-delay 10s
+# seconds instead of the product's 4 hours, and the window is the widest the law
+# allows on every day, so that some contacts are inside it whatever the hour.
+ARGS ?= --retry-delay 10s --window-start 08:00 --window-end 21:00 --window-days 1,2,3,4,5,6,7
 SCENARIO ?= examples/scenario.json
 
 .PHONY: install run up down test lint bench

@@ -9,8 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime
+from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
+
+from store.types import UtcDateTime
 
 from store.models import utcnow
 
@@ -23,12 +25,12 @@ class ContactImport(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     filename: str
     created_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True))
+        default_factory=utcnow, sa_column=Column(UtcDateTime())
     )
     # Stays NULL when the import stopped part way, for example on a database
     # error after some batches were committed.
     finished_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+        default=None, sa_column=Column(UtcDateTime(), nullable=True)
     )
     # Non-blank data rows in the file.
     rows_total: int = 0

@@ -6,8 +6,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+from store.types import UtcDateTime
 
 from activities.types import FINAL_MEMBER_STATES, MemberState
 
@@ -21,7 +23,7 @@ def utcnow() -> datetime:
 def _when(nullable: bool = True, index: bool = False) -> Any:
     return Field(
         default=None,
-        sa_column=Column(DateTime(timezone=True), nullable=nullable, index=index),
+        sa_column=Column(UtcDateTime(), nullable=nullable, index=index),
     )
 
 
@@ -55,10 +57,10 @@ class Contact(SQLModel, table=True):
     consent_source: str | None = None
     consent_at: datetime | None = _when()
     created_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True))
+        default_factory=utcnow, sa_column=Column(UtcDateTime())
     )
     updated_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True))
+        default_factory=utcnow, sa_column=Column(UtcDateTime())
     )
 
 
@@ -69,7 +71,7 @@ class Agent(SQLModel, table=True):
     voice_url: str
     purpose: str = ""
     created_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True))
+        default_factory=utcnow, sa_column=Column(UtcDateTime())
     )
 
 
@@ -80,7 +82,7 @@ class Campaign(SQLModel, table=True):
     status: str = Field(default=CampaignStatus.DRAFT, index=True)
     settings: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     created_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True))
+        default_factory=utcnow, sa_column=Column(UtcDateTime())
     )
     started_at: datetime | None = _when()
     finished_at: datetime | None = _when()
@@ -108,7 +110,7 @@ class CampaignMember(SQLModel, table=True):
     # Why the contact waits or was not called, in words, without personal data.
     reason: str | None = None
     updated_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True))
+        default_factory=utcnow, sa_column=Column(UtcDateTime())
     )
 
 
@@ -136,7 +138,7 @@ class CallAttempt(SQLModel, table=True):
     ring_seconds: int | None = None
     talk_seconds: int | None = None
     created_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True))
+        default_factory=utcnow, sa_column=Column(UtcDateTime())
     )
     dialed_at: datetime | None = _when()
     answered_at: datetime | None = _when()
@@ -161,7 +163,7 @@ class CallEvent(SQLModel, table=True):
     answered_by: str | None = None
     payload: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON))
     received_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True))
+        default_factory=utcnow, sa_column=Column(UtcDateTime())
     )
 
 
@@ -174,10 +176,10 @@ class LineLease(SQLModel, table=True):
     attempt_id: int = Field(unique=True)
     campaign_id: int = Field(index=True)
     acquired_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True))
+        default_factory=utcnow, sa_column=Column(UtcDateTime())
     )
     expires_at: datetime = Field(
-        sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
+        sa_column=Column(UtcDateTime(), nullable=False, index=True)
     )
 
 
@@ -188,5 +190,5 @@ class DoNotCall(SQLModel, table=True):
     source: str = "api"
     note: str | None = None
     added_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True))
+        default_factory=utcnow, sa_column=Column(UtcDateTime())
     )
