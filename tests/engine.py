@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -145,7 +148,9 @@ async def running_engine(
     plan_line_limit: int = 10,
     clock: Callable[[], datetime] = utcnow,
     provider_timeout: float = 5.0,
+    record_as: str | None = None,
 ) -> AsyncIterator[Engine]:
+    """Run the whole engine; ``record_as`` names the histories to record."""
     config = SimulatorConfig(scenario=scenario, faults=faults or Faults())
     with (
         SimulatorServer(config) as simulator,
@@ -169,6 +174,8 @@ async def running_engine(
                 ) as api,
             ):
                 yield Engine(api=api, simulator=simulator, db=db, settings=settings)
+                if record_as:
+                    await record_histories(env, settings.workflow_id_prefix, record_as)
 
 
 @contextmanager
@@ -197,3 +204,29 @@ def _api(
         settings = settings.model_copy(update={"public_base_url": url})
         app.state.settings = settings
         yield url, settings
+
+
+HISTORY_DIR = Path(__file__).parent / "histories"
+RECORD_VARIABLE = "OUTBOUND_RECORD_HISTORIES"
+# Enough contacts to cover every path without a large file per test.
+MAX_RECORDED_CONTACTS = 6
+
+
+async def record_histories(env: WorkflowEnvironment, prefix: str, name: str) -> None:
+    """Save this test's workflow histories for the replay test, when asked.
+
+    Set OUTBOUND_RECORD_HISTORIES=1 and run the tests to record them again
+    after a deliberate change to a workflow.
+    """
+    if not os.environ.get(RECORD_VARIABLE):
+        return
+    HISTORY_DIR.mkdir(exist_ok=True)
+    query = f'WorkflowId STARTS_WITH "{prefix}"'
+    ids = sorted([w.id async for w in env.client.list_workflows(query)])
+    campaigns = [i for i in ids if "/" not in i]
+    contacts = [i for i in ids if "/" in i][:MAX_RECORDED_CONTACTS]
+    for index, workflow_id in enumerate(campaigns + contacts):
+        history = await env.client.get_workflow_handle(workflow_id).fetch_history()
+        # The workflow id is kept, because children's ids derive from it.
+        record = {"workflow_id": workflow_id, "history": history.to_json_dict()}
+        (HISTORY_DIR / f"{name}-{index:02d}.json").write_text(json.dumps(record))

@@ -16,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
         ContactInput,
         Decision,
         FinishAttemptInput,
+        FINAL_MEMBER_STATES,
         MemberState,
         MemberUpdate,
         Outcome,
@@ -94,8 +95,8 @@ class ContactWorkflow:
             self._continue_as_new_if_suggested()
             placed = await self._place_call()
             if placed.decision == Decision.NEVER:
-                self._set_state(placed.member_state or MemberState.NOT_CALLED)
                 self._reason = placed.reason
+                self._set_state(placed.member_state or MemberState.NOT_CALLED)
                 return self._result(None)
             if placed.decision == Decision.WAIT:
                 await self._wait(placed.wait_until, placed.reason)
@@ -198,6 +199,7 @@ class ContactWorkflow:
         self._set_state(MemberState.WAITING)
         self._wait_until = until
         self._reason = reason
+        self._describe(waiting=True)
         if until is None:
             raise ApplicationError(
                 "a wait decision came without a time", non_retryable=True
@@ -238,10 +240,26 @@ class ContactWorkflow:
                 error,
             )
 
+    def _describe(self, *, waiting: bool = False) -> None:
+        """Say in words what the contact is doing, for the web UI."""
+        attempt = min(self._attempts + 1, self._input.max_attempts)
+        text = f"attempt {attempt} of {self._input.max_attempts}: {self._state}"
+        if waiting and self._wait_until is not None:
+            until = self._wait_until.strftime("%Y-%m-%d %H:%M UTC")
+            text = f"attempt {attempt} of {self._input.max_attempts}, waiting until {until}"
+        if self._reason:
+            text += f" ({self._reason})"
+        if self._state in FINAL_MEMBER_STATES:
+            text = f"{self._state} after {self._attempts} attempts"
+            if self._reason:
+                text += f" ({self._reason})"
+        workflow.set_current_details(text)
+
     def _set_state(self, state: str) -> None:
         if state == self._state:
             return
         self._state = state
+        self._describe()
         if self._input.search_attributes:
             workflow.upsert_search_attributes([names.MEMBER_STATE.value_set(state)])
 

@@ -49,7 +49,9 @@ async def test_twenty_contacts_match_scenario(dev_env, sqlite_db):
     )
     expected = {n: expected_attempts(scenario, n, 3) for n in numbers}
 
-    async with running_engine(dev_env, sqlite_db, scenario=scenario) as engine:
+    async with running_engine(
+        dev_env, sqlite_db, scenario=scenario, record_as="twenty-contacts"
+    ) as engine:
         report = await engine.import_csv(
             [{"phone": n, "name": f"c{i}"} for i, n in enumerate(numbers)]
         )

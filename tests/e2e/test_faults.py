@@ -113,7 +113,9 @@ async def test_pause_holds_every_dial(dev_env, sqlite_db):
         time_scale=0.001,
     )
 
-    async with running_engine(dev_env, sqlite_db, scenario=scenario) as engine:
+    async with running_engine(
+        dev_env, sqlite_db, scenario=scenario, record_as="pause"
+    ) as engine:
         report = await engine.import_csv([{"phone": n} for n in numbers])
         campaign_id = await engine.start_campaign(
             report["import_id"], retry_delay_seconds=2
