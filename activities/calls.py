@@ -56,6 +56,7 @@ class CallConfig:
     public_base_url: str
     plan_line_limit: int
     line_lease: timedelta
+    line_wait_seconds: float = LINE_WAIT_SECONDS
 
 
 class CallActivities:
@@ -77,7 +78,7 @@ class CallActivities:
         existing = self._existing_attempt(input)
         if existing is not None:
             return self._resume_attempt(existing)
-        deadline = time.monotonic() + LINE_WAIT_SECONDS
+        deadline = time.monotonic() + self._config.line_wait_seconds
         while True:
             result = self._try_reserve(input)
             if result is not None:

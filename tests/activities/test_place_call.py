@@ -1,0 +1,357 @@
+"""The check before every dial, run as an activity on a test database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlmodel import select
+from temporalio.testing import ActivityEnvironment
+
+from activities.calls import CallActivities, CallConfig
+from activities.settings import settings_to_dict
+from activities.types import (
+    CampaignSettings,
+    Decision,
+    FinishAttemptInput,
+    PlaceCallInput,
+)
+from store.attempts import StatusReport, apply_status
+from store.db import Database
+from store.models import (
+    Agent,
+    CallAttempt,
+    Campaign,
+    CampaignMember,
+    Contact,
+    DoNotCall,
+    LineLease,
+)
+from telephony.provider import ProviderCall
+
+# Wednesday 2026-12-02 at noon in New York.
+NOON_EASTERN = datetime(2026, 12, 2, 17, 0, tzinfo=UTC)
+DC_NUMBER = "+12025550171"
+FLORIDA_NUMBER = "+13055550172"
+
+
+@dataclass
+class FakeProvider:
+    """Records creates; ``existing`` are calls it already holds."""
+
+    creates: list[str] = field(default_factory=list)
+    existing: list[ProviderCall] = field(default_factory=list)
+
+    def create_call(self, *, to: str, **_: Any) -> str:
+        self.creates.append(to)
+        return f"CA{len(self.creates):032d}"
+
+    def find_calls(
+        self, *, to: str, from_: str, started_after: datetime
+    ) -> list[ProviderCall]:
+        return list(self.existing)
+
+    def fetch_call(self, sid: str) -> ProviderCall:
+        return next(call for call in self.existing if call.sid == sid)
+
+
+@dataclass
+class Clock:
+    now: datetime = NOON_EASTERN
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class World:
+    db: Database
+    provider: FakeProvider
+    clock: Clock
+    activities: CallActivities
+    agent_id: int
+
+    def campaign(self, **settings: Any) -> int:
+        values = {"require_consent": False, **settings}
+        with self.db.session() as session:
+            campaign = Campaign(
+                name="c",
+                agent_id=self.agent_id,
+                status="running",
+                settings=settings_to_dict(CampaignSettings(**values)),
+            )
+            session.add(campaign)
+            session.commit()
+            return campaign.id
+
+    def member(self, campaign_id: int, phone: str = DC_NUMBER, **contact: Any) -> int:
+        with self.db.session() as session:
+            row = session.exec(select(Contact).where(Contact.phone == phone)).first()
+            if row is None:
+                row = Contact(phone=phone, **contact)
+                session.add(row)
+                session.flush()
+            member = CampaignMember(campaign_id=campaign_id, contact_id=row.id)
+            session.add(member)
+            session.commit()
+            return member.id
+
+    def place(self, member_id: int, attempt_no: int = 1):  # noqa: ANN201
+        with self.db.session() as session:
+            campaign_id = session.get(CampaignMember, member_id).campaign_id
+        return ActivityEnvironment().run(
+            self.activities.place_call,
+            PlaceCallInput(campaign_id, member_id, attempt_no),
+        )
+
+    def end_call(self, attempt_id: int, status: str = "no-answer") -> None:
+        with self.db.session() as session:
+            attempt = session.get(CallAttempt, attempt_id)
+            apply_status(session, attempt, StatusReport(attempt.provider_sid, status))
+            session.commit()
+
+
+@pytest.fixture
+def world(db: Database) -> World:
+    provider = FakeProvider()
+    clock = Clock()
+    config = CallConfig(
+        public_base_url="http://127.0.0.1:9",
+        plan_line_limit=2,
+        line_lease=timedelta(hours=1),
+        line_wait_seconds=0.5,
+    )
+    with db.session() as session:
+        agent = Agent(
+            name="a", from_number="+12025550100", voice_url="https://a.test/v"
+        )
+        session.add(agent)
+        session.commit()
+        agent_id = agent.id
+    activities = CallActivities(db, provider, config, clock=clock)  # type: ignore[arg-type]
+    return World(db, provider, clock, activities, agent_id)
+
+
+def test_dial_records_attempt_before_call(world):
+    member = world.member(world.campaign())
+
+    result = world.place(member)
+
+    assert result.decision == Decision.DIALED
+    assert world.provider.creates == [DC_NUMBER]
+    with world.db.session() as session:
+        attempt = session.get(CallAttempt, result.attempt_id)
+    assert attempt.provider_sid is not None
+    assert attempt.created_at == NOON_EASTERN
+
+
+def test_listed_number_never_dialled(world):
+    member = world.member(world.campaign())
+    with world.db.session() as session:
+        session.add(DoNotCall(phone=DC_NUMBER))
+        session.commit()
+
+    result = world.place(member)
+
+    assert result.decision == Decision.NEVER
+    assert result.member_state == "do_not_call"
+    assert world.provider.creates == []
+
+
+def test_number_listed_before_retry_stops_it(world):
+    member = world.member(world.campaign())
+    first = world.place(member)
+    world.end_call(first.attempt_id)
+    with world.db.session() as session:
+        session.add(DoNotCall(phone=DC_NUMBER))
+        session.commit()
+
+    second = world.place(member, attempt_no=2)
+
+    assert second.decision == Decision.NEVER
+    assert world.provider.creates == [DC_NUMBER]
+
+
+def test_missing_consent_not_called(world):
+    member = world.member(world.campaign(require_consent=True))
+
+    result = world.place(member)
+
+    assert result.decision == Decision.NEVER
+    assert "consent" in result.reason
+    assert world.provider.creates == []
+
+
+def test_recorded_consent_is_called(world):
+    campaign = world.campaign(require_consent=True)
+    member = world.member(campaign, consent_basis="express")
+
+    result = world.place(member)
+
+    assert result.decision == Decision.DIALED
+
+
+def test_outside_hours_waits_for_opening(world):
+    world.clock.now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)  # 07:00 in New York
+    member = world.member(world.campaign())
+
+    result = world.place(member)
+
+    assert result.decision == Decision.WAIT
+    assert result.wait_until == datetime(2026, 12, 2, 14, 0, tzinfo=UTC)
+    assert "America/New_York" in result.reason
+    assert world.provider.creates == []
+
+
+def test_unknown_zone_never_called(world):
+    member = world.member(world.campaign(), phone="+18005550173")
+
+    result = world.place(member)
+
+    assert result.decision == Decision.NEVER
+    assert "time zone unknown" in result.reason
+
+
+def test_paused_campaign_waits(world):
+    campaign = world.campaign()
+    member = world.member(campaign)
+    with world.db.session() as session:
+        session.get(Campaign, campaign).status = "paused"
+        session.commit()
+
+    result = world.place(member)
+
+    assert result.decision == Decision.WAIT
+    assert result.reason == "campaign paused"
+    assert world.provider.creates == []
+
+
+def test_florida_limit_spans_campaigns(world):
+    first_campaign, second_campaign = world.campaign(), world.campaign()
+    one = world.member(first_campaign, phone=FLORIDA_NUMBER)
+    two = world.member(second_campaign, phone=FLORIDA_NUMBER)
+    dials = []
+    for member, attempt_no in ((one, 1), (two, 1), (one, 2), (two, 2)):
+        result = world.place(member, attempt_no)
+        dials.append(result.decision)
+        if result.decision == Decision.DIALED:
+            world.end_call(result.attempt_id)
+        world.clock.now += timedelta(minutes=30)
+
+    assert dials == [Decision.DIALED] * 3 + [Decision.WAIT]
+    assert result.wait_until == NOON_EASTERN + timedelta(hours=24)
+    assert "3 calls in 24 hours" in result.reason
+    assert len(world.provider.creates) == 3
+
+
+def test_plan_limit_holds_third_call(world):
+    campaign = world.campaign()
+    members = [world.member(campaign, phone=f"+1202555018{i}") for i in range(3)]
+
+    results = [world.place(member) for member in members]
+
+    assert [r.decision for r in results] == [
+        Decision.DIALED,
+        Decision.DIALED,
+        Decision.WAIT,
+    ]
+    assert results[2].reason == "waiting for a free line"
+    assert len(world.provider.creates) == 2
+
+
+def test_final_status_frees_line(world):
+    campaign = world.campaign()
+    members = [world.member(campaign, phone=f"+1202555018{i}") for i in range(3)]
+    first = world.place(members[0])
+    world.place(members[1])
+    world.end_call(first.attempt_id, "busy")
+
+    third = world.place(members[2])
+
+    assert third.decision == Decision.DIALED
+
+
+def test_expired_lease_frees_line(world):
+    campaign = world.campaign()
+    members = [world.member(campaign, phone=f"+1202555018{i}") for i in range(3)]
+    world.place(members[0])
+    world.place(members[1])
+    # The holders vanished without a final status; their leases run out.
+    world.clock.now += timedelta(hours=1, seconds=1)
+
+    third = world.place(members[2])
+
+    assert third.decision == Decision.DIALED
+
+
+def test_campaign_share_capped(world):
+    campaign = world.campaign(max_concurrent_calls=1)
+    members = [world.member(campaign, phone=f"+1202555018{i}") for i in range(2)]
+
+    results = [world.place(member) for member in members]
+
+    assert [r.decision for r in results] == [Decision.DIALED, Decision.WAIT]
+
+
+def test_retried_activity_finds_its_call(world):
+    member = world.member(world.campaign())
+    first = world.place(member)
+    with world.db.session() as session:
+        # As if the create response was lost: the call exists, its id not saved.
+        attempt = session.get(CallAttempt, first.attempt_id)
+        sid, attempt.provider_sid, attempt.status = (
+            attempt.provider_sid,
+            None,
+            "creating",
+        )
+        session.commit()
+    world.provider.existing.append(
+        ProviderCall(
+            sid=sid,
+            status="ringing",
+            answered_by=None,
+            duration=None,
+            date_created=NOON_EASTERN,
+            start_time=None,
+            end_time=None,
+            error_code=None,
+        )
+    )
+
+    again = world.place(member)
+
+    assert again.attempt_id == first.attempt_id
+    assert world.provider.creates == [DC_NUMBER]
+
+
+def test_retried_activity_rechecks_list(world):
+    member = world.member(world.campaign())
+    first = world.place(member)
+    with world.db.session() as session:
+        attempt = session.get(CallAttempt, first.attempt_id)
+        attempt.provider_sid, attempt.status = None, "creating"
+        session.add(DoNotCall(phone=DC_NUMBER))
+        session.commit()
+    world.provider.creates.clear()
+
+    again = world.place(member)
+
+    assert again.decision == Decision.NEVER
+    assert world.provider.creates == []
+
+
+def test_finish_releases_line(world):
+    member = world.member(world.campaign())
+    placed = world.place(member)
+    world.end_call(placed.attempt_id, "completed")
+
+    result = ActivityEnvironment().run(
+        world.activities.finish_attempt, FinishAttemptInput(placed.attempt_id)
+    )
+
+    assert result.final is True
+    assert result.outcome == "answered"
+    with world.db.session() as session:
+        assert session.exec(select(LineLease)).all() == []
