@@ -62,7 +62,14 @@ class Settings(BaseSettings):
     default_region: str = Field(default="US", min_length=2, max_length=2)
     plan_line_limit: int = Field(default=10, ge=1)
     calls_per_second: float = Field(default=1.0, gt=0)
-    line_lease_seconds: int = Field(default=3 * 3600, ge=60)
+    line_lease_seconds: int = Field(
+        default=3 * 3600,
+        ge=5,
+        description=(
+            "How long a line stays taken without a final status, after which a "
+            "vanished holder's line comes back."
+        ),
+    )
     max_call_seconds: int = Field(default=2 * 3600, ge=60)
     do_not_call_labels: list[str] = ["do-not-call"]
     log_json: bool = False

@@ -58,6 +58,7 @@ def build_worker(
             public_base_url=settings.public_base_url,
             plan_line_limit=settings.plan_line_limit,
             line_lease=timedelta(seconds=settings.line_lease_seconds),
+            calls_per_second=settings.calls_per_second,
         ),
         clock=clock,
     )

@@ -16,6 +16,7 @@ from activities.gate import aware, check_before_dial
 from activities.settings import campaign_settings
 from activities.types import (
     AttemptResult,
+    CampaignSettings,
     Decision,
     FinishAttemptInput,
     MemberState,
@@ -25,7 +26,15 @@ from activities.types import (
 )
 from store.attempts import StatusReport, apply_status
 from store.db import Database
-from store.lines import has_free_line, lock_lines, release_line, take_line
+from store.lines import (
+    has_free_line,
+    lock_lines,
+    note_waiting,
+    release_line,
+    stop_waiting,
+    take_dial_slot,
+    take_line,
+)
 from store.models import Agent, CallAttempt, Campaign, CampaignMember, Contact, utcnow
 from telephony.outcome import FINAL_STATUSES, PERMANENT_ERROR_CODES
 from telephony.provider import (
@@ -57,6 +66,7 @@ class CallConfig:
     plan_line_limit: int
     line_lease: timedelta
     line_wait_seconds: float = LINE_WAIT_SECONDS
+    calls_per_second: float = 1.0
 
 
 class CallActivities:
@@ -251,15 +261,13 @@ class CallActivities:
                     reason=verdict.reason,
                     member_state=verdict.member_state,
                 )
-            if not has_free_line(
-                session,
-                now,
-                plan_limit=self._config.plan_line_limit,
-                campaign_id=campaign.id,
-                campaign_limit=settings.max_concurrent_calls,
-            ):
-                session.rollback()
+            if not self._may_dial_now(session, member, settings, now):
+                note_waiting(
+                    session, member_id=member.id, campaign_id=campaign.id, now=now
+                )
+                session.commit()
                 return None
+            stop_waiting(session, member.id)
             attempt = CallAttempt(
                 member_id=member.id,
                 campaign_id=campaign.id,
@@ -286,6 +294,24 @@ class CallActivities:
             session.add(member)
             session.commit()
             return PlaceCallResult(decision=Decision.DIALED, attempt_id=attempt.id)
+
+    def _may_dial_now(
+        self,
+        session: Session,
+        member: CampaignMember,
+        settings: CampaignSettings,
+        now: datetime,
+    ) -> bool:
+        """Take a line and a call-creation slot, or neither."""
+        if not has_free_line(
+            session,
+            now,
+            plan_limit=self._config.plan_line_limit,
+            campaign_id=member.campaign_id,
+            campaign_limit=settings.max_concurrent_calls,
+        ):
+            return False
+        return take_dial_slot(session, now, self._config.calls_per_second)
 
     def _record_verdict(self, session: Session, member: CampaignMember, verdict, now):  # noqa: ANN001, ANN202
         member.reason = verdict.reason

@@ -55,6 +55,10 @@ class Outcome:
     BUSY = "busy"
     FAILED = "failed"
     CANCELED = "canceled"
+    # The campaign's voicemail message was played to an answering machine.
+    VOICEMAIL_LEFT = "voicemail_left"
+    # A fax machine answered: the number is never retried.
+    FAX = "fax"
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,19 @@ class CampaignSettings:
     max_concurrent_calls: int | None = None
     require_consent: bool = True
     machine_detection: bool = True
+    # Whether an AnsweredBy of "unknown" counts as a person (connected to the
+    # agent) or as a machine (a voicemail).
+    unknown_is_answered: bool = True
+    # The message left on an answering machine once its greeting ends: text
+    # for text to speech, or the URL of an audio file. At most one is set.
+    voicemail_text: str | None = None
+    voicemail_audio_url: str | None = None
+    # Whether an attempt that left the message is retried. The workflow reads
+    # retry_outcomes; the API adds voicemail_left to it when this is true.
+    retry_voicemail_left: bool = True
+    # Record calls connected to the agent. Where the law requires it, the
+    # agent must say that the call is recorded.
+    record_calls: bool = True
 
 
 @dataclass(frozen=True)
@@ -81,6 +98,9 @@ class CampaignInput:
     campaign_id: int
     settings: CampaignSettings = field(default_factory=lambda: CampaignSettings())
     search_attributes: bool = True
+    # Children started per run before continuing as new; None means the
+    # workflow's own default. Tests lower it to force continue-as-new.
+    starts_per_run: int | None = None
     # Carried across continue-as-new; a fresh start leaves the defaults.
     state: CampaignState | None = None
 

@@ -9,12 +9,17 @@ counted, which gives back the lines of a holder that vanished.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, text
 from sqlmodel import Session, select
 
-from store.models import LineLease
+from store.models import DialPacer, LineLease, LineWaiter
+
+# A campaign counts as wanting lines while one of its contacts asked for one
+# this recently; contacts waiting for a line ask every fraction of a second.
+WAITER_FRESH = timedelta(seconds=3)
 
 # Any fixed number works; it names the lock that serialises taking lines.
 LINES_ADVISORY_LOCK = 7_341_001
@@ -51,10 +56,58 @@ def has_free_line(
     campaign_id: int,
     campaign_limit: int | None,
 ) -> bool:
+    """Tell whether this campaign may take a line now.
+
+    A free line goes to any campaign while no other campaign waits for one.
+    While several wait, each may hold up to an equal share of the plan's
+    lines, so a campaign with many ready contacts cannot starve the others.
+    """
     if lines_in_use(session, now) >= plan_limit:
         return False
-    if campaign_limit is not None:
-        return lines_in_use(session, now, campaign_id) < campaign_limit
+    mine = lines_in_use(session, now, campaign_id)
+    if campaign_limit is not None and mine >= campaign_limit:
+        return False
+    others = _campaigns_waiting(session, now, exclude=campaign_id)
+    if not others:
+        return True
+    return mine < math.ceil(plan_limit / (others + 1))
+
+
+def _campaigns_waiting(session: Session, now: datetime, *, exclude: int) -> int:
+    return session.exec(
+        select(func.count(func.distinct(LineWaiter.campaign_id))).where(
+            LineWaiter.seen_at > now - WAITER_FRESH,
+            LineWaiter.campaign_id != exclude,
+        )
+    ).one()
+
+
+def note_waiting(
+    session: Session, *, member_id: int, campaign_id: int, now: datetime
+) -> None:
+    """Record that this member is ready to dial but found no line."""
+    session.merge(LineWaiter(member_id=member_id, campaign_id=campaign_id, seen_at=now))
+
+
+def stop_waiting(session: Session, member_id: int) -> None:
+    session.exec(delete(LineWaiter).where(LineWaiter.member_id == member_id))  # type: ignore[call-overload]
+
+
+def take_dial_slot(session: Session, now: datetime, calls_per_second: float) -> bool:
+    """Take the next call-creation slot, shared by every worker.
+
+    Returns False when the last slot was taken less than 1/calls_per_second
+    ago; the caller tries again shortly.
+    """
+    interval = timedelta(seconds=1.0 / calls_per_second)
+    pacer = session.get(DialPacer, 1)
+    if pacer is None:
+        session.add(DialPacer(id=1, next_dial_at=now + interval))
+        return True
+    if pacer.next_dial_at > now:
+        return False
+    pacer.next_dial_at = now + interval
+    session.add(pacer)
     return True
 
 

@@ -183,6 +183,28 @@ class LineLease(SQLModel, table=True):
     )
 
 
+class LineWaiter(SQLModel, table=True):
+    """A contact ready to dial that found no free line, seen at ``seen_at``.
+
+    The limiter reads these to share lines fairly between campaigns.
+    """
+
+    __tablename__ = "line_waiter"
+
+    member_id: int = Field(primary_key=True)
+    campaign_id: int = Field(index=True)
+    seen_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False, index=True))
+
+
+class DialPacer(SQLModel, table=True):
+    """The earliest moment the next call may be created, across all workers."""
+
+    __tablename__ = "dial_pacer"
+
+    id: int = Field(default=1, primary_key=True)
+    next_dial_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
+
+
 class DoNotCall(SQLModel, table=True):
     __tablename__ = "do_not_call"
 

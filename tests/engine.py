@@ -146,6 +146,7 @@ async def running_engine(
     scenario: Scenario,
     faults: Faults | None = None,
     plan_line_limit: int = 10,
+    calls_per_second: float = 100.0,
     clock: Callable[[], datetime] = utcnow,
     provider_timeout: float = 5.0,
     record_as: str | None = None,
@@ -160,6 +161,7 @@ async def running_engine(
             update={
                 "public_base_url": api_url,
                 "plan_line_limit": plan_line_limit,
+                "calls_per_second": calls_per_second,
             }
         )
         provider = simulator.provider(timeout_seconds=provider_timeout)

@@ -60,6 +60,7 @@ class CampaignWorkflow:
         self._state = replace(input.state) if input.state else CampaignState()
         self._active = set(self._state.active)
         self._starts_this_run = 0
+        self._max_starts = input.starts_per_run or MAX_STARTS_PER_RUN
         self._changed = False
         self._wake_pending = False
         self._status_pending: str | None = None
@@ -130,7 +131,7 @@ class CampaignWorkflow:
             if self._state.exhausted_pages and await self._all_members_final():
                 await self._set_status("finished")
                 break
-            if self._starts_this_run >= MAX_STARTS_PER_RUN or (
+            if self._starts_this_run >= self._max_starts or (
                 workflow.info().is_continue_as_new_suggested()
             ):
                 await self._continue_as_new()
@@ -147,14 +148,14 @@ class CampaignWorkflow:
             not self._state.paused
             and not self._state.exhausted_pages
             and len(self._active) < MAX_ACTIVE_CONTACTS
-            and self._starts_this_run < MAX_STARTS_PER_RUN
+            and self._starts_this_run < self._max_starts
         )
 
     async def _start_next_page(self) -> None:
         room = min(
             PAGE_SIZE,
             MAX_ACTIVE_CONTACTS - len(self._active),
-            MAX_STARTS_PER_RUN - self._starts_this_run,
+            self._max_starts - self._starts_this_run,
         )
         page: MembersPage = await workflow.execute_activity(
             names.ACTIVITY_LIST_MEMBERS,

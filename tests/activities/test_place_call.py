@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +20,7 @@ from activities.types import (
 )
 from store.attempts import StatusReport, apply_status
 from store.db import Database
+from store.lines import note_waiting
 from store.models import (
     Agent,
     CallAttempt,
@@ -101,10 +102,13 @@ class World:
     def place(self, member_id: int, attempt_no: int = 1):  # noqa: ANN201
         with self.db.session() as session:
             campaign_id = session.get(CampaignMember, member_id).campaign_id
-        return ActivityEnvironment().run(
+        result = ActivityEnvironment().run(
             self.activities.place_call,
             PlaceCallInput(campaign_id, member_id, attempt_no),
         )
+        # Time moves on between dials, as the call pacer expects.
+        self.clock.now += timedelta(seconds=1)
+        return result
 
     def end_call(self, attempt_id: int, status: str = "no-answer") -> None:
         with self.db.session() as session:
@@ -122,6 +126,7 @@ def world(db: Database) -> World:
         plan_line_limit=2,
         line_lease=timedelta(hours=1),
         line_wait_seconds=0.5,
+        calls_per_second=1.0,
     )
     with db.session() as session:
         agent = Agent(
@@ -238,7 +243,7 @@ def test_florida_limit_spans_campaigns(world):
         dials.append(result.decision)
         if result.decision == Decision.DIALED:
             world.end_call(result.attempt_id)
-        world.clock.now += timedelta(minutes=30)
+        world.clock.now += timedelta(minutes=30) - timedelta(seconds=1)
 
     assert dials == [Decision.DIALED] * 3 + [Decision.WAIT]
     assert result.wait_until == NOON_EASTERN + timedelta(hours=24)
@@ -355,3 +360,35 @@ def test_finish_releases_line(world):
     assert result.outcome == "answered"
     with world.db.session() as session:
         assert session.exec(select(LineLease)).all() == []
+
+
+def test_pacer_spaces_call_creation(world):
+    campaign = world.campaign()
+    members = [world.member(campaign, phone=f"+1202555018{i}") for i in range(2)]
+    world.place(members[0])
+    world.clock.now -= timedelta(seconds=1)  # back to the first dial's second
+
+    second = world.place(members[1])
+
+    assert second.decision == Decision.WAIT
+    assert len(world.provider.creates) == 1
+
+
+def test_waiting_campaign_gets_fair_share(world):
+    world.activities._config = replace(world.activities._config, plan_line_limit=4)
+    busy, starved = world.campaign(), world.campaign()
+    busy_members = [world.member(busy, phone=f"+1202555018{i}") for i in range(3)]
+    starved_member = world.member(starved, phone="+13125550189")
+    world.place(busy_members[0])
+    world.place(busy_members[1])
+    with world.db.session() as session:
+        note_waiting(
+            session, member_id=starved_member, campaign_id=starved, now=world.clock.now
+        )
+        session.commit()
+
+    third = world.place(busy_members[2])
+    other = world.place(starved_member)
+
+    assert third.decision == Decision.WAIT
+    assert other.decision == Decision.DIALED

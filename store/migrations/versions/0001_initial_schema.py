@@ -59,6 +59,11 @@ def upgrade() -> None:
     sa.Column('rejected_rows', sa.JSON(), nullable=True),
     sa.PrimaryKeyConstraint('id')
     )
+    op.create_table('dial_pacer',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('next_dial_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
     op.create_table('do_not_call',
     sa.Column('phone', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
     sa.Column('source', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -78,6 +83,16 @@ def upgrade() -> None:
     with op.batch_alter_table('line_lease', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_line_lease_campaign_id'), ['campaign_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_line_lease_expires_at'), ['expires_at'], unique=False)
+
+    op.create_table('line_waiter',
+    sa.Column('member_id', sa.Integer(), nullable=False),
+    sa.Column('campaign_id', sa.Integer(), nullable=False),
+    sa.Column('seen_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('member_id')
+    )
+    with op.batch_alter_table('line_waiter', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_line_waiter_campaign_id'), ['campaign_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_line_waiter_seen_at'), ['seen_at'], unique=False)
 
     op.create_table('campaign',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -203,12 +218,18 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_campaign_agent_id'))
 
     op.drop_table('campaign')
+    with op.batch_alter_table('line_waiter', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_line_waiter_seen_at'))
+        batch_op.drop_index(batch_op.f('ix_line_waiter_campaign_id'))
+
+    op.drop_table('line_waiter')
     with op.batch_alter_table('line_lease', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_line_lease_expires_at'))
         batch_op.drop_index(batch_op.f('ix_line_lease_campaign_id'))
 
     op.drop_table('line_lease')
     op.drop_table('do_not_call')
+    op.drop_table('dial_pacer')
     op.drop_table('contact_import')
     with op.batch_alter_table('contact', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_contact_phone'))
