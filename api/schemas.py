@@ -154,3 +154,22 @@ class ImportOut(BaseModel):
     updated: int
     duplicates: list[dict[str, int]]
     rejected: list[RejectedRowOut]
+
+
+class MemberOut(BaseModel):
+    """A contact's state in one campaign, and why it waits or was not called."""
+
+    id: int
+    contact_id: int
+    state: str
+    attempts_made: int
+    next_attempt_at: datetime | None
+    last_outcome: str | None
+    final_outcome: str | None
+    reason: str | None
+    workflow_id: str
+
+
+class MemberPage(BaseModel):
+    items: list[MemberOut]
+    next_cursor: int | None

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 from fastapi.concurrency import run_in_threadpool
 from sqlmodel import Session, select
 from temporalio.client import Client
@@ -15,12 +16,12 @@ from activities.settings import settings_from_dict, settings_to_dict
 from activities.types import CampaignInput, CampaignSettings
 from api.deps import ApiKey, DbDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import ApiError, not_found
-from api.schemas import CampaignCreate, CampaignOut
+from api.schemas import CampaignCreate, CampaignOut, MemberOut, MemberPage
 from config import Settings
 from rules.window import CallingWindow, WindowError
 from store.campaigns import add_members, campaign_counts
 from store.db import Database
-from store.models import Agent, Campaign, CampaignStatus, utcnow
+from store.models import Agent, Campaign, CampaignMember, CampaignStatus, utcnow
 from workflows import names
 from workflows.campaign import CampaignWorkflow
 
@@ -82,6 +83,41 @@ def get_campaign(
 ) -> CampaignOut:
     """Get a campaign with its counts by member state and call outcome."""
     return _out(session, _campaign(session, campaign_id), settings.workflow_id_prefix)
+
+
+@router.get("/{campaign_id}/members")
+def list_members(
+    campaign_id: int,
+    session: SessionDep,
+    settings: SettingsDep,
+    state: Annotated[str | None, Query(description="Only members in this state")] = None,
+    after: Annotated[int, Query(ge=0, description="Cursor: the last member id seen")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> MemberPage:
+    """List a campaign's members with their state and the reason they wait."""
+    _campaign(session, campaign_id)
+    query = select(CampaignMember).where(
+        CampaignMember.campaign_id == campaign_id, CampaignMember.id > after
+    )
+    if state is not None:
+        query = query.where(CampaignMember.state == state)
+    rows = session.exec(query.order_by(CampaignMember.id).limit(limit)).all()
+    campaign_workflow = names.campaign_workflow_id(campaign_id, settings.workflow_id_prefix)
+    items = [
+        MemberOut(
+            id=row.id,
+            contact_id=row.contact_id,
+            state=row.state,
+            attempts_made=row.attempts_made,
+            next_attempt_at=row.next_attempt_at,
+            last_outcome=row.last_outcome,
+            final_outcome=row.final_outcome,
+            reason=row.reason,
+            workflow_id=names.contact_workflow_id(campaign_workflow, row.contact_id),
+        )
+        for row in rows
+    ]
+    return MemberPage(items=items, next_cursor=rows[-1].id if len(rows) == limit else None)
 
 
 @router.post("/{campaign_id}/start")
