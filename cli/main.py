@@ -13,7 +13,7 @@ from rich.console import Console
 from cli.client import ApiClient, ApiFailure
 from cli.durations import parse_duration
 from cli.progress import follow_campaign
-from cli.stack import EmbeddedStack, StackError
+from cli.stack import EmbeddedStack, StackError, StackPorts, load_ports
 from cli.summary import build_summary, print_summary
 from config import DEFAULT_DATA_DIR
 
@@ -31,6 +31,33 @@ DEMO_AGENT_NUMBER = "+12025550100"
 DataDir = Annotated[
     Path, typer.Option("--data-dir", help="Directory for all the stack's state.")
 ]
+TemporalPort = Annotated[
+    int | None, typer.Option(help="Port of Temporal's frontend (default 7233).")
+]
+UiPort = Annotated[
+    int | None, typer.Option(help="Port of the Temporal web UI (default 8233).")
+]
+ApiPort = Annotated[int | None, typer.Option(help="Port of the API (default 8000).")]
+SimulatorPort = Annotated[
+    int | None, typer.Option(help="Port of the simulator (default 8077).")
+]
+
+
+def _ports(
+    data_dir: Path,
+    temporal: int | None,
+    ui: int | None,
+    api: int | None,
+    simulator: int | None,
+) -> StackPorts:
+    """Ports given on the command line, else those the stack last used."""
+    known = load_ports(data_dir.resolve())
+    return StackPorts(
+        temporal=temporal or known.temporal,
+        ui=ui or known.ui,
+        api=api or known.api,
+        simulator=simulator or known.simulator,
+    )
 
 
 def _duration(value: str) -> int:
@@ -47,9 +74,14 @@ def up(
         Path | None, typer.Option(help="Simulator scenario file (JSON).")
     ] = None,
     lines: Annotated[int, typer.Option(help="The plan's concurrent-call limit.")] = 10,
+    temporal_port: TemporalPort = None,
+    ui_port: UiPort = None,
+    api_port: ApiPort = None,
+    simulator_port: SimulatorPort = None,
 ) -> None:
     """Start the embedded stack and keep it running until Ctrl-C."""
-    stack = EmbeddedStack(data_dir, scenario=scenario, plan_line_limit=lines)
+    ports = _ports(data_dir, temporal_port, ui_port, api_port, simulator_port)
+    stack = EmbeddedStack(data_dir, ports, scenario=scenario, plan_line_limit=lines)
     if stack.is_running():
         err_console.print(f"A stack is already running at {stack.api_url}.")
         raise typer.Exit(1)
@@ -113,6 +145,10 @@ def run(
         bool,
         typer.Option(help="Leave a stack started by this run running afterwards."),
     ] = True,
+    temporal_port: TemporalPort = None,
+    ui_port: UiPort = None,
+    api_port: ApiPort = None,
+    simulator_port: SimulatorPort = None,
 ) -> None:
     """Import CONTACTS, run a campaign over them, and print what happened."""
     if not contacts.is_file():
@@ -128,7 +164,8 @@ def run(
         "max_concurrent_calls": max_concurrent_calls,
         "require_consent": require_consent,
     }
-    stack = EmbeddedStack(data_dir, scenario=scenario)
+    ports = _ports(data_dir, temporal_port, ui_port, api_port, simulator_port)
+    stack = EmbeddedStack(data_dir, ports, scenario=scenario)
     started_here = False
     if not stack.is_running():
         _start(stack, quiet=as_json)

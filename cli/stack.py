@@ -65,6 +65,14 @@ def load_secrets(data_dir: Path) -> StackSecrets:
     return created
 
 
+def load_ports(data_dir: Path) -> StackPorts:
+    """Return the ports the stack in this directory last started on."""
+    path = data_dir / "ports.json"
+    if path.exists():
+        return StackPorts(**json.loads(path.read_text()))
+    return StackPorts()
+
+
 def find_binary(name: str) -> str:
     """Find a binary installed beside this Python (the venv) or on PATH."""
     beside = Path(sys.executable).parent / name
@@ -85,7 +93,7 @@ class EmbeddedStack:
         plan_line_limit: int = 10,
     ) -> None:
         self.data_dir = data_dir.resolve()
-        self.ports = ports or StackPorts()
+        self.ports = ports or load_ports(self.data_dir)
         self.scenario = scenario
         self.plan_line_limit = plan_line_limit
         self.secrets = load_secrets(self.data_dir)
@@ -134,6 +142,7 @@ class EmbeddedStack:
     def start(self) -> None:
         """Start every process and wait until each answers."""
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "ports.json").write_text(json.dumps(self.ports.__dict__))
         env = self.environment()
         self._migrate(env)
         self._spawn("temporal", self._temporal_command(), env)

@@ -1,0 +1,98 @@
+"""`outbound run` on the example contacts, as a user runs it, on free ports."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli.durations import format_duration, parse_duration
+
+ROOT = Path(__file__).resolve().parents[2]
+OUTBOUND = Path(sys.executable).parent / "outbound"
+RUN_TIMEOUT_SECONDS = 300
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def run_outbound(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    temporal, ui, api, simulator = free_ports(4)
+    command = [
+        str(OUTBOUND),
+        "run",
+        *args,
+        "--data-dir", str(data_dir),
+        "--temporal-port", str(temporal),
+        "--ui-port", str(ui),
+        "--api-port", str(api),
+        "--simulator-port", str(simulator),
+        "--no-keep-stack",
+    ]  # fmt: skip
+    return subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT_SECONDS
+    )
+
+
+def test_run_example_prints_summary(tmp_path):
+    result = run_outbound(
+        tmp_path / "state",
+        "examples/contacts.csv",
+        "--scenario", "examples/scenario.json",
+        "--retry-delay", "2s",
+        "--window-start", "08:00",
+        "--window-end", "21:00",
+        "--window-days", "1,2,3,4,5,6,7",
+        "--json",
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert summary["contacts"] == 22
+    assert [row["row"] for row in summary["rejected_rows"]] == [23, 24, 25, 28]
+    assert summary["duplicate_rows"] == 1
+    assert summary["calls_placed"] >= 1
+    assert sum(summary["not_called"].values()) == 2
+    finished = sum(
+        summary["contacts_by_state"].get(state, 0)
+        for state in ("answered", "exhausted", "failed", "not_called", "do_not_call")
+    )
+    assert finished + summary["waiting_contacts"] == 22
+
+
+def test_run_missing_file_fails_clearly(tmp_path):
+    result = run_outbound(tmp_path / "state", "no-such-file.csv")
+
+    assert result.returncode == 2
+    assert "Contacts file not found: no-such-file.csv" in result.stderr
+
+
+def test_run_rejects_bad_duration(tmp_path):
+    result = run_outbound(
+        tmp_path / "state", "examples/contacts.csv", "--retry-delay", "soon"
+    )
+
+    assert result.returncode == 2
+    assert "invalid duration 'soon'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("4h", 14400), ("5s", 5), ("1h30m", 5400), ("90", 90)]
+)
+def test_duration_parsed(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+def test_duration_round_trips():
+    assert format_duration(parse_duration("2d3h4m5s")) == "2d3h4m5s"
