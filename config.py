@@ -71,7 +71,26 @@ class Settings(BaseSettings):
         ),
     )
     max_call_seconds: int = Field(default=2 * 3600, ge=60)
-    do_not_call_labels: list[str] = ["do-not-call"]
+    do_not_call_labels: list[str] = Field(
+        default=["do-not-call"],
+        description=(
+            "Outcome labels from the agent that put the number on the "
+            "do-not-call list; compared without regard to case."
+        ),
+    )
+    plan_included_ai_calls: int = Field(
+        default=1000,
+        ge=0,
+        description="AI calls (answered by a person, connected to the agent) "
+        "included in the plan each month.",
+    )
+    metrics_bind_address: str | None = Field(
+        default=None,
+        description=(
+            "host:port where the worker serves Temporal's metrics for Prometheus, "
+            "such as 0.0.0.0:9464; unset serves none."
+        ),
+    )
     log_json: bool = False
     log_level: str = "INFO"
 

@@ -91,7 +91,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
             loop.add_signal_handler(signum, stop.set)
         except (NotImplementedError, RuntimeError):
             break
-    client = await connect_temporal(settings)
+    client = await connect_temporal(settings, with_metrics=True)
     db = Database(settings.sqlalchemy_url)
     with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
         worker = build_worker(client, settings, db, make_provider(settings), executor)

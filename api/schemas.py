@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from activities.types import CampaignSettings, Outcome
 
 RETRYABLE = {Outcome.NO_ANSWER, Outcome.BUSY, Outcome.VOICEMAIL, Outcome.FAILED}
+MAX_LABEL_LENGTH = 64
 
 
 class AgentCreate(BaseModel):
@@ -49,6 +50,54 @@ class CampaignSettingsIn(BaseModel):
     max_concurrent_calls: int | None = Field(default=None, ge=1)
     require_consent: bool = CampaignSettings.require_consent
     machine_detection: bool = CampaignSettings.machine_detection
+    unknown_is_answered: bool = Field(
+        default=CampaignSettings.unknown_is_answered,
+        description="Whether an AnsweredBy of unknown counts as a person.",
+    )
+    voicemail_text: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4000,
+        description="Message spoken to an answering machine once its greeting ends.",
+    )
+    voicemail_audio_url: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="Audio file played to an answering machine instead of text.",
+    )
+    retry_voicemail_left: bool = Field(
+        default=CampaignSettings.retry_voicemail_left,
+        description="Whether an attempt that left the voicemail message is retried.",
+    )
+    record_calls: bool = Field(
+        default=CampaignSettings.record_calls,
+        description="Record calls connected to the agent.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_voicemail_left(cls, data: Any) -> Any:
+        # Stored settings list voicemail_left among retry_outcomes, so settings
+        # read back from the API can be sent again.
+        if not isinstance(data, dict):
+            return data
+        outcomes = data.get("retry_outcomes")
+        if not isinstance(outcomes, list) or Outcome.VOICEMAIL_LEFT not in outcomes:
+            return data
+        kept = [outcome for outcome in outcomes if outcome != Outcome.VOICEMAIL_LEFT]
+        return {"retry_voicemail_left": True, **data, "retry_outcomes": kept}
+
+    @model_validator(mode="after")
+    def _voicemail(self) -> Self:
+        if self.voicemail_text and self.voicemail_audio_url:
+            raise ValueError("give voicemail_text or voicemail_audio_url, not both")
+        url = self.voicemail_audio_url
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError(f"voicemail_audio_url must be an http(s) URL, got {url!r}")
+        # The contact workflow retries the outcomes listed in retry_outcomes.
+        if self.retry_voicemail_left and Outcome.VOICEMAIL_LEFT not in self.retry_outcomes:
+            self.retry_outcomes.append(Outcome.VOICEMAIL_LEFT)
+        return self
 
     @field_validator("retry_outcomes")
     @classmethod
@@ -100,6 +149,9 @@ class CampaignOut(BaseModel):
     waiting_by_reason: dict[str, int]
     lines_in_use: int
     next_attempt_at: datetime | None
+    expected_finish_at: datetime | None = Field(
+        description="Estimate of when the last open contact ends; an upper bound."
+    )
     workflow_id: str
 
 
@@ -119,6 +171,9 @@ class AttemptOut(BaseModel):
     ended_at: datetime | None
     ring_seconds: int | None
     talk_seconds: int | None
+    result: CallResultOut | None = Field(
+        default=None, description="What the agent reported, for answered calls."
+    )
 
 
 class ContactOut(BaseModel):
@@ -173,3 +228,124 @@ class MemberOut(BaseModel):
 class MemberPage(BaseModel):
     items: list[MemberOut]
     next_cursor: int | None
+
+
+class AgentCreated(AgentOut):
+    token: str = Field(
+        description="Bearer token for the agent's call endpoints, shown only once."
+    )
+
+
+class AgentTokenOut(BaseModel):
+    agent_id: int
+    token: str = Field(description="The new bearer token; older ones stop working.")
+
+
+class CallContextOut(BaseModel):
+    """What the agent needs to hold a call: ids, variables and its purpose."""
+
+    call_sid: str
+    attempt_id: int
+    attempt_no: int
+    campaign_id: int
+    contact_id: int
+    variables: dict[str, str]
+    purpose: str = Field(description="The agent's purpose, placeholders filled.")
+    missing_variables: list[str] = Field(
+        description="Placeholders left unfilled because the contact has no value."
+    )
+
+
+class CallReportIn(BaseModel):
+    """The agent's report once a call ends."""
+
+    transcript: str | None = Field(default=None, max_length=1_000_000)
+    summary: str | None = Field(default=None, max_length=20_000)
+    labels: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Outcome labels, such as do-not-call; stored lowercased.",
+    )
+    recording_url: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("labels")
+    @classmethod
+    def _normalise_labels(cls, values: list[str]) -> list[str]:
+        labels = [value.strip().lower() for value in values]
+        invalid = [
+            label for label in labels if not 0 < len(label) <= MAX_LABEL_LENGTH
+        ]
+        if invalid:
+            raise ValueError(
+                f"labels must have 1 to {MAX_LABEL_LENGTH} characters, got {invalid}"
+            )
+        return list(dict.fromkeys(labels))
+
+    @field_validator("recording_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"recording_url must be an http(s) URL, got {value!r}")
+        return value
+
+
+class CallReportOut(BaseModel):
+    attempt_id: int
+    stored: bool = Field(description="False when the same report was stored before.")
+    labels: list[str]
+    do_not_call: bool = Field(
+        description="Whether a label put the number on the do-not-call list."
+    )
+
+
+class CallResultOut(BaseModel):
+    """What the agent and Twilio reported about an answered call."""
+
+    transcript: str | None
+    summary: str | None
+    labels: list[str]
+    recording_url: str | None
+    recording_seconds: int | None
+    reported_at: datetime | None
+
+
+class NamedRef(BaseModel):
+    id: int
+    name: str | None
+
+
+class InboxContact(NamedRef):
+    phone: str
+
+
+class InboxEntry(BaseModel):
+    attempt_id: int
+    attempt_no: int
+    call_sid: str | None
+    contact: InboxContact
+    campaign: NamedRef
+    agent: NamedRef
+    called_at: datetime = Field(description="When the engine placed the call.")
+    answered_at: datetime | None
+    ended_at: datetime | None
+    talk_seconds: int | None
+    result: CallResultOut | None
+
+
+class InboxPage(BaseModel):
+    items: list[InboxEntry]
+    next_cursor: int | None = Field(
+        description="Pass as before_id for the next, older page; null at the end."
+    )
+
+
+class UsageOut(BaseModel):
+    month: str
+    ai_calls: int = Field(description="Calls answered by a person and connected.")
+    ai_call_seconds: int
+    ai_call_minutes: int = Field(
+        description="Talk time, each call rounded up to whole minutes."
+    )
+    included_ai_calls: int
+    remaining_ai_calls: int
+    over_plan_ai_calls: int

@@ -36,6 +36,7 @@ def build_summary(
         "waiting": campaign["waiting_by_reason"],
         "waiting_contacts": campaign["members_by_state"].get(MemberState.WAITING, 0),
         "next_attempt_at": campaign["next_attempt_at"],
+        "expected_finish_at": campaign["expected_finish_at"],
         "lines_in_use": campaign["lines_in_use"],
     }
     if import_report is not None:
@@ -61,6 +62,9 @@ def print_summary(console: Console, summary: dict[str, Any]) -> None:
         )
         for reason, count in sorted(summary["waiting"].items()):
             table.add_row(f"  {reason}", str(count))
+    table.add_row("lines in use", str(summary["lines_in_use"]))
+    if summary["expected_finish_at"]:
+        table.add_row(f"expected finish (estimate): {summary['expected_finish_at']}", "")
     if "rejected_rows" in summary:
         table.add_row("rejected rows", str(len(summary["rejected_rows"])))
         table.add_row("duplicate rows merged", str(summary["duplicate_rows"]))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, insert, literal, select as sa_select
 from sqlmodel import Session, select
@@ -59,9 +59,16 @@ class CampaignCounts:
     waiting_by_reason: dict[str, int]
     lines_in_use: int
     next_attempt_at: datetime | None
+    expected_finish_at: datetime | None
 
 
-def campaign_counts(session: Session, campaign_id: int) -> CampaignCounts:
+def campaign_counts(
+    session: Session,
+    campaign_id: int,
+    *,
+    max_attempts: int = 3,
+    retry_delay: timedelta = timedelta(hours=4),
+) -> CampaignCounts:
     by_state = dict(
         session.exec(
             select(CampaignMember.state, func.count())
@@ -104,7 +111,34 @@ def campaign_counts(session: Session, campaign_id: int) -> CampaignCounts:
         waiting_by_reason=_reasons(session, campaign_id, [MemberState.WAITING]),
         lines_in_use=lines_in_use(session, utcnow(), campaign_id),
         next_attempt_at=next_at,
+        expected_finish_at=_expected_finish(
+            session, campaign_id, max_attempts=max_attempts, retry_delay=retry_delay
+        ),
     )
+
+
+def _expected_finish(
+    session: Session, campaign_id: int, *, max_attempts: int, retry_delay: timedelta
+) -> datetime | None:
+    """Estimate when the last open member ends: an upper bound, not a promise.
+
+    It assumes the open member with the fewest attempts made needs all its
+    remaining attempts, each a retry delay after the latest scheduled one.
+    Waits for calling windows and lines can make it later still.
+    """
+    open_states = [MemberState.PENDING, MemberState.WAITING, MemberState.DIALING]
+    latest, fewest = session.exec(
+        select(func.max(CampaignMember.next_attempt_at), func.min(CampaignMember.attempts_made))
+        .where(
+            CampaignMember.campaign_id == campaign_id,
+            CampaignMember.state.in_(open_states),  # type: ignore[attr-defined]
+        )
+    ).one()
+    if fewest is None:
+        return None
+    start = max(latest, utcnow()) if latest is not None else utcnow()
+    remaining = max(max_attempts - fewest - 1, 0)
+    return start + remaining * retry_delay
 
 
 def _reasons(session: Session, campaign_id: int, states: list[str]) -> dict[str, int]:

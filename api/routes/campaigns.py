@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
@@ -275,7 +276,13 @@ async def _signal(temporal: Client, campaign_id: int, signal: str, prefix: str) 
 
 def _out(session: Session, campaign: Campaign, prefix: str) -> CampaignOut:
     assert campaign.id is not None
-    counts = campaign_counts(session, campaign.id)
+    settings = settings_from_dict(campaign.settings)
+    counts = campaign_counts(
+        session,
+        campaign.id,
+        max_attempts=settings.max_attempts,
+        retry_delay=timedelta(seconds=settings.retry_delay_seconds),
+    )
     return CampaignOut(
         id=campaign.id,
         name=campaign.name,
@@ -293,5 +300,6 @@ def _out(session: Session, campaign: Campaign, prefix: str) -> CampaignOut:
         waiting_by_reason=counts.waiting_by_reason,
         lines_in_use=counts.lines_in_use,
         next_attempt_at=counts.next_attempt_at,
+        expected_finish_at=counts.expected_finish_at,
         workflow_id=names.campaign_workflow_id(campaign.id, prefix),
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from fastapi import status
 
 CSV = b"phone,name,plan\n(202) 555-0161,Ana,gold\n1.20256E+10,Bad\n+1 202 555 0162,Ben,silver\n"
@@ -154,3 +156,15 @@ def test_resume_draft_is_conflict(client):
 
     assert response.status_code == status.HTTP_409_CONFLICT
     assert "draft" in response.json()["error"]["message"]
+
+
+def test_expected_finish_counts_remaining_retries(client):
+    import_id = import_csv(client).json()["import_id"]
+    before = datetime.now(UTC)
+
+    body = create_campaign(client, import_id, retry_delay_seconds=3600).json()
+
+    finish = datetime.fromisoformat(body["expected_finish_at"])
+    # Two retries remain after the first attempt, an hour apart.
+    assert before + timedelta(hours=2) <= finish
+    assert finish <= datetime.now(UTC) + timedelta(hours=2)
