@@ -36,7 +36,11 @@ from store.lines import (
     take_line,
 )
 from store.models import Agent, CallAttempt, Campaign, CampaignMember, Contact, utcnow
-from telephony.outcome import FINAL_STATUSES, PERMANENT_ERROR_CODES
+from telephony.outcome import (
+    FINAL_STATUSES,
+    PERMANENT_ERROR_CODES,
+    machine_detection_mode,
+)
 from telephony.provider import (
     PermanentNumberError,
     ProviderBusy,
@@ -129,7 +133,11 @@ class CallActivities:
     def update_member(self, update: MemberUpdate) -> None:
         with self._db.session() as session:
             member = _get(session, CampaignMember, update.member_id)
-            member.state = update.state
+            # A do-not-call request (an agent's label, or the API) that came
+            # in while the call was ending outranks the state the workflow
+            # computed from the call.
+            if member.state != MemberState.DO_NOT_CALL:
+                member.state = update.state
             member.attempts_made = update.attempts_made
             member.last_outcome = update.last_outcome
             member.final_outcome = update.final_outcome
@@ -332,14 +340,17 @@ class CallActivities:
             agent = _get(session, Agent, campaign.agent_id)
             contact = _get(session, Contact, attempt.contact_id)
         settings = campaign_settings(campaign)
+        # The engine's own voice webhook answers first and decides, from who
+        # answered, between the agent, the voicemail message and hanging up.
+        base_url = self._config.public_base_url.rstrip("/")
         try:
             sid = self._provider.create_call(
                 to=contact.phone,
                 from_=agent.from_number,
-                voice_url=agent.voice_url,
+                voice_url=f"{base_url}/twilio/voice?attempt={attempt_id}",
                 status_callback=self._status_callback_url(attempt_id),
                 ring_timeout=settings.ring_timeout_seconds,
-                machine_detection=settings.machine_detection,
+                machine_detection=machine_detection_mode(settings),
                 send_digits=extension_digits(contact.extension)
                 if contact.extension
                 else None,
