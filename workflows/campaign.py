@@ -61,6 +61,9 @@ class CampaignWorkflow:
         self._active = set(self._state.active)
         self._starts_this_run = 0
         self._max_starts = input.starts_per_run or MAX_STARTS_PER_RUN
+        self._max_active = min(
+            input.max_active or MAX_ACTIVE_CONTACTS, MAX_ACTIVE_CONTACTS
+        )
         self._changed = False
         self._wake_pending = False
         self._status_pending: str | None = None
@@ -147,14 +150,14 @@ class CampaignWorkflow:
         return (
             not self._state.paused
             and not self._state.exhausted_pages
-            and len(self._active) < MAX_ACTIVE_CONTACTS
+            and len(self._active) < self._max_active
             and self._starts_this_run < self._max_starts
         )
 
     async def _start_next_page(self) -> None:
         room = min(
             PAGE_SIZE,
-            MAX_ACTIVE_CONTACTS - len(self._active),
+            self._max_active - len(self._active),
             self._max_starts - self._starts_this_run,
         )
         page: MembersPage = await workflow.execute_activity(

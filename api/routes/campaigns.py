@@ -23,10 +23,13 @@ from rules.window import CallingWindow, WindowError
 from store.campaigns import add_members, campaign_counts
 from store.db import Database
 from store.models import Agent, Campaign, CampaignMember, CampaignStatus, utcnow
+from store.reports import members_missing_variables, placeholder_names
 from workflows import names
 from workflows.campaign import CampaignWorkflow
 
 logger = logging.getLogger(__name__)
+ACTIVE_CONTACTS_PER_LINE = 3
+ACTIVE_CONTACTS_MIN = 20
 router = APIRouter(prefix="/campaigns", tags=["campaigns"], dependencies=[ApiKey])
 
 
@@ -35,7 +38,8 @@ def create_campaign(
     body: CampaignCreate, session: SessionDep, settings: SettingsDep
 ) -> CampaignOut:
     """Create a campaign in draft with the selected contacts as members."""
-    if session.get(Agent, body.agent_id) is None:
+    agent = session.get(Agent, body.agent_id)
+    if agent is None:
         raise not_found("agent", body.agent_id)
     campaign_settings = CampaignSettings(
         **{
@@ -46,7 +50,9 @@ def create_campaign(
     )
     _validate_window(campaign_settings)
     campaign = Campaign(
-        name=body.name, agent_id=body.agent_id, settings=settings_to_dict(campaign_settings)
+        name=body.name,
+        agent_id=body.agent_id,
+        settings=settings_to_dict(campaign_settings),
     )
     session.add(campaign)
     session.flush()
@@ -66,6 +72,7 @@ def create_campaign(
             "the campaign selects no contacts: give contacts.import_id, "
             "contacts.contact_ids or contacts.all",
         )
+    _require_variables(session, campaign.id, agent)
     session.commit()
     logger.info("Campaign %s created with %s members", campaign.id, added)
     return _out(session, campaign, settings.workflow_id_prefix)
@@ -91,8 +98,12 @@ def list_members(
     campaign_id: int,
     session: SessionDep,
     settings: SettingsDep,
-    state: Annotated[str | None, Query(description="Only members in this state")] = None,
-    after: Annotated[int, Query(ge=0, description="Cursor: the last member id seen")] = 0,
+    state: Annotated[
+        str | None, Query(description="Only members in this state")
+    ] = None,
+    after: Annotated[
+        int, Query(ge=0, description="Cursor: the last member id seen")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> MemberPage:
     """List a campaign's members with their state and the reason they wait."""
@@ -103,7 +114,9 @@ def list_members(
     if state is not None:
         query = query.where(CampaignMember.state == state)
     rows = session.exec(query.order_by(CampaignMember.id).limit(limit)).all()
-    campaign_workflow = names.campaign_workflow_id(campaign_id, settings.workflow_id_prefix)
+    campaign_workflow = names.campaign_workflow_id(
+        campaign_id, settings.workflow_id_prefix
+    )
     items = [
         MemberOut(
             id=row.id,
@@ -118,7 +131,9 @@ def list_members(
         )
         for row in rows
     ]
-    return MemberPage(items=items, next_cursor=rows[-1].id if len(rows) == limit else None)
+    return MemberPage(
+        items=items, next_cursor=rows[-1].id if len(rows) == limit else None
+    )
 
 
 @router.post("/{campaign_id}/start")
@@ -197,6 +212,35 @@ def _mark_running(db: Database, campaign_id: int) -> Campaign:
         return campaign
 
 
+def _require_variables(session: Session, campaign_id: int, agent: Agent) -> None:
+    """Reject the campaign if a contact lacks a variable the agent's purpose uses.
+
+    TODO(contacts): imports keep no row number per contact, so the error
+    lists contact ids only, not the rows of the imported file.
+    """
+    wanted = placeholder_names(agent.purpose)
+    if not wanted:
+        return
+    listed, total = members_missing_variables(session, campaign_id, wanted)
+    if total == 0:
+        return
+    session.rollback()
+    raise ApiError(
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        "missing_variables",
+        f"{total} selected contacts lack a value for a placeholder of agent "
+        f"{agent.id}'s purpose ({', '.join(wanted)}): give them the values and "
+        "import again, or leave them out of the campaign",
+        [{"contact_id": row.contact_id, "missing": row.missing} for row in listed],
+    )
+
+
+def active_contacts_for(plan_line_limit: int) -> int:
+    """Contacts a campaign keeps in flight: enough to refill every line at
+    once, without all of them polling the limiter for a handful of lines."""
+    return max(ACTIVE_CONTACTS_MIN, ACTIVE_CONTACTS_PER_LINE * plan_line_limit)
+
+
 def _validate_window(settings: CampaignSettings) -> None:
     try:
         CallingWindow.parse(
@@ -252,7 +296,9 @@ async def _start_workflow(
     await temporal.start_workflow(
         CampaignWorkflow.run,
         CampaignInput(
-            campaign_id=campaign.id, settings=settings_from_dict(campaign.settings)
+            campaign_id=campaign.id,
+            settings=settings_from_dict(campaign.settings),
+            max_active=active_contacts_for(settings.plan_line_limit),
         ),
         id=names.campaign_workflow_id(campaign.id, prefix),
         task_queue=settings.task_queue,
