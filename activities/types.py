@@ -101,6 +101,9 @@ class CampaignInput:
     # Children started per run before continuing as new; None means the
     # workflow's own default. Tests lower it to force continue-as-new.
     starts_per_run: int | None = None
+    # Contacts started and not yet idle or finished; None means the
+    # workflow's own default.
+    max_active: int | None = None
     # Carried across continue-as-new; a fresh start leaves the defaults.
     state: CampaignState | None = None
 
