@@ -6,10 +6,12 @@ in the working directory. The embedded default needs none of them.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, ValidationError, field_validator, model_validator
+import pydantic_settings
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path(".outbound")
@@ -33,7 +35,10 @@ class Settings(BaseSettings):
 
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
-    temporal_tls: bool = False
+    temporal_tls: bool | None = Field(
+        default=None,
+        description="Use TLS to reach Temporal; unset means on when an API key is set.",
+    )
     temporal_api_key: str | None = None
     task_queue: str = "outbound"
     workflow_id_prefix: str = Field(
@@ -70,12 +75,11 @@ class Settings(BaseSettings):
             "vanished holder's line comes back."
         ),
     )
-    max_call_seconds: int = Field(default=2 * 3600, ge=60)
     do_not_call_labels: list[str] = Field(
         default=["do-not-call"],
         description=(
             "Outcome labels from the agent that put the number on the "
-            "do-not-call list; compared without regard to case."
+            "do-not-call list, compared without regard to case."
         ),
     )
     plan_included_ai_calls: int = Field(
@@ -137,6 +141,15 @@ def load_settings() -> Settings:
     """Read the settings, turning validation errors into one readable message."""
     try:
         return Settings()
+    except pydantic_settings.SettingsError as error:
+        # Raised for a list or dict variable that is not JSON; its message
+        # names the field, not the variable.
+        found = re.search(r'field "(\w+)"', str(error))
+        variable = f"OUTBOUND_{found[1].upper()}" if found else "a setting"
+        raise SettingsError(
+            f"invalid settings: {variable}: not valid JSON; write lists as JSON, "
+            'such as ["do-not-call"]'
+        ) from None
     except ValidationError as error:
         problems = []
         for item in error.errors():

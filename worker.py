@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -14,7 +15,7 @@ from temporalio.worker import Worker
 
 from activities.calls import CallActivities, CallConfig
 from activities.campaign import CampaignActivities
-from config import Settings, get_settings
+from config import Settings, SettingsError, get_settings
 from store.db import Database
 from store.models import utcnow
 from telephony.provider import TelephonyProvider
@@ -110,7 +111,13 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
 def main() -> None:
     from cli.logs import configure_logging
 
-    settings = get_settings()
+    try:
+        settings = get_settings()
+        # Checked before connecting, so that missing credentials fail at once.
+        make_provider(settings)
+    except SettingsError as error:
+        # One line that names the variable; a traceback would bury it.
+        sys.exit(f"worker cannot start: {error}")
     configure_logging(settings)
     asyncio.run(run_worker(settings))
 

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import re
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, TypeVar
+from typing import Annotated, NoReturn, TypeVar
 
+import httpx
 import sqlalchemy as sa
 import typer
 from temporalio.api.enums.v1 import IndexedValueType
@@ -34,14 +38,14 @@ from workflows.client import connect_temporal
 logger = logging.getLogger(__name__)
 
 admin = typer.Typer(
-    help="Operator tasks for a deployment: Temporal set-up and connection checks.",
+    help="Operator tasks for a deployment: Temporal set-up and health checks.",
     no_args_is_help=True,
     add_completion=False,
 )
 
 _T = TypeVar("_T")
 
-# Temporal answers NOT_FOUND for a namespace created a moment ago until its
+# Temporal returns NOT_FOUND for a namespace created a moment ago until its
 # namespace cache refreshes, and UNAVAILABLE while the frontend starts.
 TRANSIENT_STATUSES = frozenset(
     {
@@ -52,6 +56,19 @@ TRANSIENT_STATUSES = frozenset(
 )
 RETRY_INTERVAL_SECONDS = 2.0
 DEFAULT_WAIT_SECONDS = 120.0
+
+# The worker's metrics, as the Temporal SDK names them (default prefix
+# "temporal_"). A worker type is healthy while it polls, or while every slot is
+# taken, when the SDK stops polling until one frees up.
+POLLERS_METRIC = "temporal_num_pollers"
+FREE_SLOTS_METRIC = "temporal_worker_task_slots_available"
+WORKER_TYPES = (
+    ("workflow_task", "WorkflowWorker"),
+    ("activity_task", "ActivityWorker"),
+)
+METRIC_SAMPLE = re.compile(r"^(?P<name>\w+)\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)")
+METRIC_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})
 
 WaitOption = Annotated[
     float,
@@ -81,7 +98,7 @@ async def register_search_attributes(
     namespace: str,
     keys: Sequence[SearchAttributeKey] = names.SEARCH_ATTRIBUTES,
 ) -> RegistrationResult:
-    """Add the missing search attributes to ``namespace``; existing ones stay.
+    """Add the missing search attributes to ``namespace``, keeping existing ones.
 
     Raises:
         SearchAttributeConflict: a name is registered with another type.
@@ -166,7 +183,7 @@ async def retry_while_unavailable(
             if not _is_transient(error) or loop.time() >= deadline:
                 raise
             logger.warning(
-                "Temporal is not ready (%s); retrying in %s s",
+                "Temporal is not ready (%s), retrying in %s s",
                 error,
                 RETRY_INTERVAL_SECONDS,
             )
@@ -182,7 +199,7 @@ async def _register(settings: Settings, wait_seconds: float) -> RegistrationResu
 
 
 async def check_temporal(settings: Settings) -> None:
-    """Connect with the settings and describe the namespace; raise on failure."""
+    """Connect with the settings and describe the namespace, or raise."""
     client = await connect_temporal(settings)
     await client.workflow_service.describe_namespace(
         DescribeNamespaceRequest(namespace=settings.temporal_namespace)
@@ -197,6 +214,63 @@ def check_database(settings: Settings) -> None:
             connection.execute(sa.text("SELECT 1"))
     finally:
         engine.dispose()
+
+
+def metrics_url(bind_address: str) -> str:
+    """Return the URL of metrics served at ``bind_address``, seen from this host."""
+    host, _, port = bind_address.rpartition(":")
+    if host in WILDCARD_HOSTS:
+        host = "127.0.0.1"
+    return f"http://{host}:{port}/metrics"
+
+
+def read_worker_gauges(text: str, task_queue: str) -> dict[tuple[str, str], float]:
+    """Read the poller and slot gauges of ``task_queue`` from Prometheus text.
+
+    Keys are (metric, poller_type) for pollers and (metric, worker_type) for
+    slots.
+    """
+    gauges: dict[tuple[str, str], float] = {}
+    for line in text.splitlines():
+        sample = METRIC_SAMPLE.match(line)
+        if sample is None or sample["name"] not in (POLLERS_METRIC, FREE_SLOTS_METRIC):
+            continue
+        labels = dict(METRIC_LABEL.findall(sample["labels"]))
+        if labels.get("task_queue") != task_queue:
+            continue
+        kind = labels.get("poller_type") or labels.get("worker_type", "")
+        gauges[(sample["name"], kind)] = float(sample["value"])
+    return gauges
+
+
+def find_worker_problems(metrics_text: str, task_queue: str) -> list[str]:
+    """Return why the worker is unhealthy, or nothing when it polls."""
+    gauges = read_worker_gauges(metrics_text, task_queue)
+    problems = []
+    for poller_type, worker_type in WORKER_TYPES:
+        pollers = gauges.get((POLLERS_METRIC, poller_type), 0.0)
+        free_slots = gauges.get((FREE_SLOTS_METRIC, worker_type))
+        if pollers > 0 or free_slots == 0:
+            continue
+        problems.append(
+            f"no {poller_type} poller on task queue {task_queue} "
+            f"while {worker_type} has {free_slots} free slots"
+        )
+    return problems
+
+
+def _exit_process(status: int) -> NoReturn:
+    """End the process at once with ``status``, after flushing the output.
+
+    The Temporal SDK can abort the interpreter while it finalizes after a
+    client connected ("Fatal Python error: PyGILState_Release"), which turns a
+    finished command's status into SIGABRT. Compose's depends_on reads that
+    status, so commands that connected to Temporal end here instead.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def _settings() -> Settings:
@@ -230,20 +304,21 @@ def register_search_attributes_command(
             f"failed: {error}",
             err=True,
         )
-        raise typer.Exit(1) from None
+        _exit_process(1)
     where = f"namespace {settings.temporal_namespace} at {settings.temporal_address}"
     for name in result.added:
         typer.echo(f"Added search attribute {name} (Keyword) to {where}.")
     for name in result.existing:
         typer.echo(f"Search attribute {name} already exists on {where}.")
+    _exit_process(0)
 
 
 @admin.command("check")
 def check_command() -> None:
-    """Check that Temporal and the database answer with the configured settings.
+    """Check that Temporal and the database respond with the configured settings.
 
-    Exits with status 1 and names the part that failed. The compose file uses
-    it as the worker's healthcheck.
+    Exits with status 1 and names the part that failed, so an operator can
+    run it inside a container to test that container's settings.
     """
     settings = _settings()
     failed = False
@@ -260,13 +335,52 @@ def check_command() -> None:
         check_database(settings)
         typer.echo("Database: ok")
     except sa.exc.SQLAlchemyError as error:
-        # The driver's own message names the host and the user, never the
-        # password; SQLAlchemy's wrapper adds only the statement and a link.
+        # The driver's own message names the host and the user, not the
+        # password. SQLAlchemy's wrapper adds only the statement and a link.
         reason = str(getattr(error, "orig", None) or error).splitlines()[0]
         typer.echo(f"Database: failed: {reason}", err=True)
         failed = True
-    if failed:
+    _exit_process(1 if failed else 0)
+
+
+@admin.command("check-worker")
+def check_worker_command(
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics-url",
+            help="The worker's metrics URL. By default it is built from "
+            "OUTBOUND_METRICS_BIND_ADDRESS, on this host.",
+        ),
+    ] = None,
+) -> None:
+    """Check from its metrics that the worker on this host polls its task queue.
+
+    Exits with status 1 when the metrics cannot be read or show no poller.
+    The compose file uses it as the worker's healthcheck.
+    """
+    settings = _settings()
+    if url is None:
+        if not settings.metrics_bind_address:
+            typer.echo(
+                "OUTBOUND_METRICS_BIND_ADDRESS is not set, so the worker serves "
+                "no metrics to check; set it or give --metrics-url",
+                err=True,
+            )
+            raise typer.Exit(2)
+        url = metrics_url(settings.metrics_bind_address)
+    try:
+        response = httpx.get(url, timeout=5.0)
+        response.raise_for_status()
+    except httpx.HTTPError as error:
+        typer.echo(f"Worker metrics at {url} could not be read: {error}", err=True)
+        raise typer.Exit(1) from None
+    problems = find_worker_problems(response.text, settings.task_queue)
+    for problem in problems:
+        typer.echo(f"Worker unhealthy: {problem}", err=True)
+    if problems:
         raise typer.Exit(1)
+    typer.echo(f"Worker polls task queue {settings.task_queue}")
 
 
 if __name__ == "__main__":

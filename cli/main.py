@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from cli.admin import admin
 from cli.client import ApiClient, ApiFailure
 from cli.durations import parse_duration
 from cli.progress import follow_campaign
@@ -22,6 +23,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(admin, name="admin")
 console = Console()
 err_console = Console(stderr=True)
 

@@ -118,9 +118,11 @@ def find_attempt(
     attempt = session.get(CallAttempt, attempt_id)
     if attempt is None:
         return None
-    if attempt.provider_sid is None:
-        attempt.provider_sid = provider_sid
-        session.add(attempt)
+    if attempt.provider_sid in (None, provider_sid):
+        # Two callbacks of a new call can race to link it; both belong here.
+        if attempt.provider_sid is None:
+            attempt.provider_sid = provider_sid
+            session.add(attempt)
         return attempt
     logger.warning(
         "Callback for call %s names attempt %s, which belongs to call %s",

@@ -21,7 +21,11 @@ async def connect_temporal(settings: Settings, *, with_metrics: bool = False) ->
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        tls=settings.temporal_tls,
+        tls=(
+            settings.temporal_tls
+            if settings.temporal_tls is not None
+            else bool(settings.temporal_api_key)
+        ),
         api_key=settings.temporal_api_key,
         runtime=runtime,
     )
