@@ -41,6 +41,18 @@ class Verdict:
 DIAL = Verdict(Decision.DIALED)
 
 
+@dataclass(frozen=True)
+class _Dial:
+    """Everything one check before a dial reads."""
+
+    session: Session
+    campaign: Campaign
+    member: CampaignMember
+    contact: Contact
+    settings: CampaignSettings
+    now: datetime
+
+
 def check_before_dial(
     session: Session,
     *,
@@ -51,29 +63,30 @@ def check_before_dial(
     now: datetime,
 ) -> Verdict:
     """Decide whether this member may be dialled at ``now``."""
+    dial = _Dial(session, campaign, member, contact, settings, now)
     for check in (_campaign_status, _do_not_call, _consent, _attempts, _retry_time):
-        verdict = check(session, campaign, member, contact, settings, now)
+        verdict = check(dial)
         if verdict is not None:
             return verdict
     return _calling_time(session, contact, settings, now)
 
 
-def _campaign_status(session, campaign, member, contact, settings, now):  # noqa: ANN001, ANN202
-    if campaign.status == CampaignStatus.CANCELED:
+def _campaign_status(dial: _Dial) -> Verdict | None:
+    if dial.campaign.status == CampaignStatus.CANCELED:
         return Verdict(
             Decision.NEVER,
             reason="campaign canceled",
             member_state=MemberState.CANCELED,
         )
-    if campaign.status == CampaignStatus.PAUSED:
+    if dial.campaign.status == CampaignStatus.PAUSED:
         return Verdict(
-            Decision.WAIT, until=now + PAUSE_RECHECK, reason="campaign paused"
+            Decision.WAIT, until=dial.now + PAUSE_RECHECK, reason="campaign paused"
         )
     return None
 
 
-def _do_not_call(session, campaign, member, contact, settings, now):  # noqa: ANN001, ANN202
-    if session.get(DoNotCall, contact.phone) is not None:
+def _do_not_call(dial: _Dial) -> Verdict | None:
+    if dial.session.get(DoNotCall, dial.contact.phone) is not None:
         return Verdict(
             Decision.NEVER,
             reason="number is on the do-not-call list",
@@ -82,8 +95,8 @@ def _do_not_call(session, campaign, member, contact, settings, now):  # noqa: AN
     return None
 
 
-def _consent(session, campaign, member, contact, settings, now):  # noqa: ANN001, ANN202
-    if settings.require_consent and not contact.consent_basis:
+def _consent(dial: _Dial) -> Verdict | None:
+    if dial.settings.require_consent and not dial.contact.consent_basis:
         return Verdict(
             Decision.NEVER,
             reason=(
@@ -95,19 +108,19 @@ def _consent(session, campaign, member, contact, settings, now):  # noqa: ANN001
     return None
 
 
-def _attempts(session, campaign, member, contact, settings, now):  # noqa: ANN001, ANN202
-    if member.attempts_made >= settings.max_attempts:
+def _attempts(dial: _Dial) -> Verdict | None:
+    if dial.member.attempts_made >= dial.settings.max_attempts:
         return Verdict(
             Decision.NEVER,
-            reason=f"all {settings.max_attempts} attempts made",
+            reason=f"all {dial.settings.max_attempts} attempts made",
             member_state=MemberState.EXHAUSTED,
         )
     return None
 
 
-def _retry_time(session, campaign, member, contact, settings, now):  # noqa: ANN001, ANN202
-    due = aware(member.retry_due_at)
-    if due is not None and due > now:
+def _retry_time(dial: _Dial) -> Verdict | None:
+    due = aware(dial.member.retry_due_at)
+    if due is not None and due > dial.now:
         return Verdict(Decision.WAIT, until=due, reason=member.reason or "retry delay")
     return None
 
