@@ -121,7 +121,9 @@ def _attempts(dial: _Dial) -> Verdict | None:
 def _retry_time(dial: _Dial) -> Verdict | None:
     due = aware(dial.member.retry_due_at)
     if due is not None and due > dial.now:
-        return Verdict(Decision.WAIT, until=due, reason=member.reason or "retry delay")
+        return Verdict(
+            Decision.WAIT, until=due, reason=dial.member.reason or "retry delay"
+        )
     return None
 
 
