@@ -392,3 +392,19 @@ def test_waiting_campaign_gets_fair_share(world):
 
     assert third.decision == Decision.WAIT
     assert other.decision == Decision.DIALED
+
+
+def test_retry_not_dialled_before_due(world):
+    member = world.member(world.campaign())
+    due = NOON_EASTERN + timedelta(hours=4)
+    with world.db.session() as session:
+        row = session.get(CampaignMember, member)
+        row.retry_due_at, row.reason = due, "retry 2 of 3 after no_answer"
+        session.commit()
+
+    result = world.place(member, attempt_no=2)
+
+    assert result.decision == Decision.WAIT
+    assert result.wait_until == due
+    assert result.reason == "retry 2 of 3 after no_answer"
+    assert world.provider.creates == []
