@@ -86,7 +86,7 @@ class CampaignSettings:
     voicemail_text: str | None = None
     voicemail_audio_url: str | None = None
     # Whether an attempt that left the message is retried. The workflow reads
-    # retry_outcomes; the API adds voicemail_left to it when this is true.
+    # retry_outcomes, so the API adds voicemail_left to it when this is true.
     retry_voicemail_left: bool = True
     # Record calls connected to the agent. Where the law requires it, the
     # agent must say that the call is recorded.

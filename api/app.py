@@ -11,7 +11,17 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from api.errors import install_error_handlers
-from api.routes import agents, campaigns, contacts, dnc, twilio
+from api.routes import (
+    agent_calls,
+    agents,
+    campaigns,
+    contacts,
+    dnc,
+    inbox,
+    twilio,
+    usage,
+    voice,
+)
 from config import Settings, get_settings
 from store.db import Database
 from workflows.client import connect_temporal
@@ -60,7 +70,8 @@ def create_app(
     app.state.db = database
     app.state.temporal = LazyTemporal(temporal or (lambda: connect_temporal(settings)))
     install_error_handlers(app)
-    for module in (contacts, agents, campaigns, dnc, twilio):
+    routers = (contacts, agents, campaigns, dnc, twilio)
+    for module in (*routers, voice, agent_calls, inbox, usage):
         app.include_router(module.router)
 
     @app.get("/health", tags=["health"])

@@ -95,8 +95,11 @@ class CampaignSettingsIn(BaseModel):
         if url is not None and not url.startswith(("http://", "https://")):
             raise ValueError(f"voicemail_audio_url must be an http(s) URL, got {url!r}")
         # The contact workflow retries the outcomes listed in retry_outcomes.
-        if self.retry_voicemail_left and Outcome.VOICEMAIL_LEFT not in self.retry_outcomes:
-            self.retry_outcomes.append(Outcome.VOICEMAIL_LEFT)
+        # TODO(workflows): an outcome it does not retry ends the member as
+        # failed, so a voicemail_left that is not retried reads as a failure.
+        left = Outcome.VOICEMAIL_LEFT
+        if self.retry_voicemail_left and left not in self.retry_outcomes:
+            self.retry_outcomes.append(left)
         return self
 
     @field_validator("retry_outcomes")
@@ -264,7 +267,7 @@ class CallReportIn(BaseModel):
     labels: list[str] = Field(
         default_factory=list,
         max_length=50,
-        description="Outcome labels, such as do-not-call; stored lowercased.",
+        description="Outcome labels, such as do-not-call, stored lowercased.",
     )
     recording_url: str | None = Field(default=None, max_length=2000)
 
@@ -272,9 +275,7 @@ class CallReportIn(BaseModel):
     @classmethod
     def _normalise_labels(cls, values: list[str]) -> list[str]:
         labels = [value.strip().lower() for value in values]
-        invalid = [
-            label for label in labels if not 0 < len(label) <= MAX_LABEL_LENGTH
-        ]
+        invalid = [label for label in labels if not 0 < len(label) <= MAX_LABEL_LENGTH]
         if invalid:
             raise ValueError(
                 f"labels must have 1 to {MAX_LABEL_LENGTH} characters, got {invalid}"

@@ -58,6 +58,10 @@ class ApiClient:
         )
         return created["id"]
 
+    def new_agent_token(self, agent_id: int) -> str:
+        """Issue the agent a new token; its older tokens stop working."""
+        return self._call("POST", f"/agents/{agent_id}/token")["token"]
+
     def create_campaign(
         self, *, name: str, agent_id: int, import_id: int, settings: dict[str, Any]
     ) -> dict[str, Any]:
@@ -71,6 +75,9 @@ class ApiClient:
 
     def start_campaign(self, campaign_id: int) -> dict[str, Any]:
         return self._call("POST", f"/campaigns/{campaign_id}/start")
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self._call("GET", path, params=params)
 
     def get_campaign(self, campaign_id: int) -> dict[str, Any]:
         return self._call("GET", f"/campaigns/{campaign_id}")

@@ -7,9 +7,11 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.console import Console
 
+from cli import answered
 from cli.admin import admin
 from cli.client import ApiClient, ApiFailure
 from cli.durations import parse_duration
@@ -24,10 +26,13 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(admin, name="admin")
+app.command()(answered.inbox)
+app.command()(answered.usage)
 console = Console()
 err_console = Console(stderr=True)
 
 DEMO_AGENT_NAME = "Demo agent"
+INBOX_ROWS_SHOWN = 10
 DEMO_AGENT_NUMBER = "+12025550100"
 
 DataDir = Annotated[
@@ -192,6 +197,8 @@ def run(
         console.print_json(json.dumps(summary, default=str))
     else:
         print_summary(console, summary)
+        answered.print_inbox(console, summary["inbox"])
+        answered.print_usage(console, summary["usage"])
         _print_places(stack, stopped=stopped, detached=started_here and keep_stack)
 
 
@@ -239,11 +246,18 @@ def _run_campaign(
     report = client.import_contacts(
         contacts, consent_basis=consent_basis, phone_column=phone_column
     )
+    simulator_url = f"http://127.0.0.1:{stack.ports.simulator}"
     agent_id = client.ensure_agent(
-        DEMO_AGENT_NAME,
-        DEMO_AGENT_NUMBER,
-        f"http://127.0.0.1:{stack.ports.simulator}/agent/voice",
+        DEMO_AGENT_NAME, DEMO_AGENT_NUMBER, f"{simulator_url}/agent/voice"
     )
+    # The simulator plays the demo agent: it reads each answered call's
+    # context and reports a transcript, a summary and labels.
+    token = client.new_agent_token(agent_id)
+    httpx.put(
+        f"{simulator_url}/_sim/agent",
+        json={"engine_url": stack.api_url, "token": token},
+        trust_env=False,
+    ).raise_for_status()
     campaign = client.create_campaign(
         name=f"{contacts.stem} {time.strftime('%Y-%m-%d %H:%M:%S')}",
         agent_id=agent_id,
@@ -252,7 +266,12 @@ def _run_campaign(
     )
     client.start_campaign(campaign["id"])
     final = follow_campaign(client, campaign["id"], console=console, quiet=quiet)
-    return build_summary(final, report)
+    summary = build_summary(final, report)
+    summary["inbox"] = client.get(
+        "/inbox", campaign_id=campaign["id"], limit=INBOX_ROWS_SHOWN
+    )
+    summary["usage"] = client.get("/usage", month=time.strftime("%Y-%m", time.gmtime()))
+    return summary
 
 
 def _start(stack: EmbeddedStack, *, quiet: bool = False) -> None:

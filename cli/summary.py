@@ -15,6 +15,8 @@ OUTCOME_ROWS = (
     ("no answer", Outcome.NO_ANSWER),
     ("busy", Outcome.BUSY),
     ("failed", Outcome.FAILED),
+    ("voicemail left", Outcome.VOICEMAIL_LEFT),
+    ("fax", Outcome.FAX),
 )
 
 
@@ -64,7 +66,9 @@ def print_summary(console: Console, summary: dict[str, Any]) -> None:
             table.add_row(f"  {reason}", str(count))
     table.add_row("lines in use", str(summary["lines_in_use"]))
     if summary["expected_finish_at"]:
-        table.add_row(f"expected finish (estimate): {summary['expected_finish_at']}", "")
+        table.add_row(
+            f"expected finish (estimate): {summary['expected_finish_at']}", ""
+        )
     if "rejected_rows" in summary:
         table.add_row("rejected rows", str(len(summary["rejected_rows"])))
         table.add_row("duplicate rows merged", str(summary["duplicate_rows"]))

@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 
 from store.lines import release_line
 from store.models import CallAttempt, CallEvent, Campaign, utcnow
+from store.reports import voicemail_left
 from telephony.outcome import FINAL_STATUSES, decide_outcome, moves_forward
 
 logger = logging.getLogger(__name__)
@@ -97,7 +98,10 @@ def _finish(
     if campaign is not None:
         unknown_is_answered = campaign.settings.get("unknown_is_answered", True)
     attempt.outcome = decide_outcome(
-        attempt.status, attempt.answered_by, unknown_is_answered=unknown_is_answered
+        attempt.status,
+        attempt.answered_by,
+        unknown_is_answered=unknown_is_answered,
+        voicemail_left=voicemail_left(session, attempt.id),
     )
     release_line(session, attempt.id)
 

@@ -128,8 +128,10 @@ def _expected_finish(
     """
     open_states = [MemberState.PENDING, MemberState.WAITING, MemberState.DIALING]
     latest, fewest = session.exec(
-        select(func.max(CampaignMember.next_attempt_at), func.min(CampaignMember.attempts_made))
-        .where(
+        select(
+            func.max(CampaignMember.next_attempt_at),
+            func.min(CampaignMember.attempts_made),
+        ).where(
             CampaignMember.campaign_id == campaign_id,
             CampaignMember.state.in_(open_states),  # type: ignore[attr-defined]
         )

@@ -193,7 +193,9 @@ class LineWaiter(SQLModel, table=True):
 
     member_id: int = Field(primary_key=True)
     campaign_id: int = Field(index=True)
-    seen_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False, index=True))
+    seen_at: datetime = Field(
+        sa_column=Column(UtcDateTime(), nullable=False, index=True)
+    )
 
 
 class DialPacer(SQLModel, table=True):
@@ -211,6 +213,4 @@ class DoNotCall(SQLModel, table=True):
     phone: str = Field(primary_key=True, max_length=20)
     source: str = "api"
     note: str | None = None
-    added_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(UtcDateTime())
-    )
+    added_at: datetime = Field(default_factory=utcnow, sa_column=Column(UtcDateTime()))

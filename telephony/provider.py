@@ -161,7 +161,7 @@ class TelephonyProvider:
         voice_url: str,
         status_callback: str,
         ring_timeout: int,
-        machine_detection: bool,
+        machine_detection: bool | str | None,
         send_digits: str | None,
     ) -> str:
         """Create an outbound call and return its SID.
@@ -180,7 +180,7 @@ class TelephonyProvider:
                 status_callback_event=list(STATUS_CALLBACK_EVENTS),
                 status_callback_method="POST",
                 timeout=ring_timeout,
-                machine_detection="Enable" if machine_detection else values.unset,
+                machine_detection=_machine_detection(machine_detection),
                 send_digits=send_digits or values.unset,
             )
 
@@ -241,6 +241,15 @@ class TelephonyProvider:
         return [
             _to_provider_call(call) for call in _call_provider("list calls", request)
         ]
+
+
+def _machine_detection(mode: bool | str | None) -> object:
+    """Return the MachineDetection parameter: True is Enable, a string is kept."""
+    if mode is True:
+        return "Enable"
+    if not mode:
+        return values.unset
+    return mode
 
 
 def _call_provider(action: str, request: Callable[[], _Result]) -> _Result:

@@ -8,6 +8,10 @@ run with many concurrent calls is reproducible.
 
 Times are in the seconds a real call would take. The simulator multiplies them
 by ``time_scale`` before it sleeps, so 0.001 plays a 90-second call in 90 ms.
+
+When the simulator also plays the agent, ``agent_results`` gives, per number,
+what the agent reports for an answered call (transcript, summary, labels).
+Other numbers get ``agent_result``.
 """
 
 from __future__ import annotations
@@ -76,8 +80,47 @@ _KNOWN_KEYS = frozenset(
         "ring_seconds",
         "talk_seconds",
         "time_scale",
+        "agent_results",
+        "agent_result",
     }
 )
+_AGENT_RESULT_KEYS = frozenset({"labels", "summary", "transcript", "report"})
+
+
+@dataclass(frozen=True)
+class AgentResult:
+    """What the simulated agent reports once an answered call ends."""
+
+    labels: tuple[str, ...] = ()
+    summary: str = "The contact listened to the agent and the call ended normally."
+    # None builds a transcript from the context that the agent fetched.
+    transcript: str | None = None
+    # False makes the agent send no report, as when it crashes mid-call.
+    report: bool = True
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AgentResult:
+        unknown = set(data) - _AGENT_RESULT_KEYS
+        if unknown:
+            raise ValueError(
+                f"scenario: unknown agent result keys {sorted(unknown)}, "
+                f"expected some of {sorted(_AGENT_RESULT_KEYS)}"
+            )
+        defaults = cls()
+        return cls(
+            labels=tuple(data.get("labels", ())),
+            summary=str(data.get("summary", defaults.summary)),
+            transcript=data.get("transcript"),
+            report=bool(data.get("report", True)),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "labels": list(self.labels),
+            "summary": self.summary,
+            "transcript": self.transcript,
+            "report": self.report,
+        }
 
 
 @dataclass(frozen=True)
@@ -111,6 +154,8 @@ class Scenario:
     ring_seconds: Mapping[str, float] = field(default_factory=dict)
     talk_seconds: Mapping[str, float] = field(default_factory=dict)
     time_scale: float = 1.0
+    agent_results: Mapping[str, AgentResult] = field(default_factory=dict)
+    agent_result: AgentResult = field(default_factory=AgentResult)
 
     def __post_init__(self) -> None:
         for number, sequence in self.numbers.items():
@@ -143,6 +188,11 @@ class Scenario:
             ring_seconds=dict(_mapping(data, "ring_seconds")),
             talk_seconds=dict(_mapping(data, "talk_seconds")),
             time_scale=float(data.get("time_scale", 1.0)),
+            agent_results={
+                number: AgentResult.from_dict(result)
+                for number, result in _mapping(data, "agent_results").items()
+            },
+            agent_result=AgentResult.from_dict(_mapping(data, "agent_result")),
         )
 
     @classmethod
@@ -159,6 +209,11 @@ class Scenario:
             "ring_seconds": dict(self.ring_seconds),
             "talk_seconds": dict(self.talk_seconds),
             "time_scale": self.time_scale,
+            "agent_results": {
+                number: result.to_dict()
+                for number, result in self.agent_results.items()
+            },
+            "agent_result": self.agent_result.to_dict(),
         }
 
     def is_invalid(self, number: str) -> bool:
@@ -193,6 +248,10 @@ class Scenario:
                 return outcome
         # Rounding can leave the draw just above the last threshold.
         return ordered[-1][0]
+
+    def agent_result_for(self, number: str) -> AgentResult:
+        """Return what the agent reports for an answered call to ``number``."""
+        return self.agent_results.get(number, self.agent_result)
 
     def ring_seconds_for(self, outcome: str) -> float:
         return _lookup(self.ring_seconds, DEFAULT_RING_SECONDS, outcome)

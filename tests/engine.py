@@ -14,7 +14,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +29,7 @@ from config import Settings
 from store.db import Database
 from store.models import utcnow
 from telephony.scenario import Scenario
-from telephony.simulator import Faults, SimulatorConfig
+from telephony.simulator import CONTROL_PREFIX, Faults, SimulatorConfig
 from telephony.testing import SimulatorServer, serve_in_thread
 from worker import build_worker
 
@@ -66,6 +66,8 @@ class Engine:
     simulator: SimulatorServer
     db: Database
     settings: Settings
+    # Whether the simulator plays the agent of the agents this engine creates.
+    plays_agent: bool = False
 
     async def import_csv(
         self, rows: list[dict[str, str]], **form: str
@@ -82,20 +84,34 @@ class Engine:
         assert response.status_code == 201, response.text
         return response.json()
 
-    async def create_agent(self) -> int:
+    async def create_agent(self, *, purpose: str = "") -> int:
         response = await self.api.post(
             "/agents",
             json={
                 "name": "Test agent",
                 "from_number": AGENT_NUMBER,
                 "voice_url": f"{self.simulator.url}/agent/voice",
+                "purpose": purpose,
             },
         )
         assert response.status_code == 201, response.text
+        if self.plays_agent:
+            await self._play_agent(response.json()["token"])
         return response.json()["id"]
 
-    async def start_campaign(self, import_id: int, **settings: Any) -> int:
-        agent_id = await self.create_agent()
+    async def _play_agent(self, token: str) -> None:
+        # The simulator plays one agent at a time: the one created last.
+        role = {"engine_url": self.settings.public_base_url, "token": token}
+        async with httpx.AsyncClient(trust_env=False) as control:
+            url = f"{self.simulator.url}{CONTROL_PREFIX}/agent"
+            response = await control.put(url, json=role)
+        assert response.status_code == 200, response.text
+
+    async def start_campaign(
+        self, import_id: int, *, agent_id: int | None = None, **settings: Any
+    ) -> int:
+        if agent_id is None:
+            agent_id = await self.create_agent()
         body = {
             "name": "test campaign",
             "agent_id": agent_id,
@@ -150,8 +166,15 @@ async def running_engine(
     clock: Callable[[], datetime] = utcnow,
     provider_timeout: float = 5.0,
     record_as: str | None = None,
+    play_agent: bool = False,
+    in_process_worker: bool = True,
 ) -> AsyncIterator[Engine]:
-    """Run the whole engine; ``record_as`` names the histories to record."""
+    """Run the whole engine; ``record_as`` names the histories to record.
+
+    With ``play_agent`` the simulator also plays the voice agent. Without
+    ``in_process_worker`` no worker runs here, so that a test can run worker
+    processes of its own with ``Engine.settings``.
+    """
     config = SimulatorConfig(scenario=scenario, faults=faults or Faults())
     with (
         SimulatorServer(config) as simulator,
@@ -166,8 +189,10 @@ async def running_engine(
         )
         provider = simulator.provider(timeout_seconds=provider_timeout)
         with ThreadPoolExecutor(max_workers=100) as executor:
-            worker = build_worker(
-                env.client, settings, db, provider, executor, clock=clock
+            worker = (
+                build_worker(env.client, settings, db, provider, executor, clock=clock)
+                if in_process_worker
+                else nullcontext()
             )
             async with (
                 worker,
@@ -175,7 +200,13 @@ async def running_engine(
                     base_url=api_url, headers={"X-API-Key": API_KEY}, timeout=30
                 ) as api,
             ):
-                yield Engine(api=api, simulator=simulator, db=db, settings=settings)
+                yield Engine(
+                    api=api,
+                    simulator=simulator,
+                    db=db,
+                    settings=settings,
+                    plays_agent=play_agent,
+                )
                 if record_as:
                     await record_histories(env, settings.workflow_id_prefix, record_as)
 

@@ -1,4 +1,4 @@
-"""Agents: the voice agent a campaign hands answered calls to."""
+"""Agents: the voice agent a campaign hands answered calls to, and its token."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from fastapi import APIRouter, status
 from sqlmodel import select
 
 from api.deps import ApiKey, SessionDep, SettingsDep
-from api.errors import ApiError
-from api.schemas import AgentCreate, AgentOut
+from api.errors import ApiError, not_found
+from api.schemas import AgentCreate, AgentCreated, AgentOut, AgentTokenOut
 from contacts.phones import InvalidPhone, normalize_phone
 from store.models import Agent
+from store.reports import issue_token
 
 router = APIRouter(prefix="/agents", tags=["agents"], dependencies=[ApiKey])
 
@@ -17,8 +18,8 @@ router = APIRouter(prefix="/agents", tags=["agents"], dependencies=[ApiKey])
 @router.post("", status_code=status.HTTP_201_CREATED)
 def create_agent(
     body: AgentCreate, session: SessionDep, settings: SettingsDep
-) -> AgentOut:
-    """Create an agent."""
+) -> AgentCreated:
+    """Create an agent; the response holds its token, which is not shown again."""
     try:
         phone = normalize_phone(body.from_number, settings.default_region)
     except InvalidPhone as error:
@@ -40,8 +41,22 @@ def create_agent(
         purpose=body.purpose,
     )
     session.add(agent)
+    session.flush()
+    assert agent.id is not None
+    token = issue_token(session, agent.id)
     session.commit()
-    return AgentOut.model_validate(agent, from_attributes=True)
+    out = AgentOut.model_validate(agent, from_attributes=True)
+    return AgentCreated(**out.model_dump(), token=token)
+
+
+@router.post("/{agent_id}/token", status_code=status.HTTP_201_CREATED)
+def replace_agent_token(agent_id: int, session: SessionDep) -> AgentTokenOut:
+    """Issue a new token for the agent; its older tokens stop working at once."""
+    if session.get(Agent, agent_id) is None:
+        raise not_found("agent", agent_id)
+    token = issue_token(session, agent_id)
+    session.commit()
+    return AgentTokenOut(agent_id=agent_id, token=token)
 
 
 @router.get("")

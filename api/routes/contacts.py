@@ -10,10 +10,12 @@ from sqlmodel import select
 
 from api.deps import ApiKey, DbDep, SessionDep, SettingsDep
 from api.errors import ApiError, not_found
+from api.routes.inbox import call_result
 from api.schemas import AttemptOut, ContactOut, ContactPage, ImportOut, RejectedRowOut
 from contacts.csv_import import ImportFileError
 from contacts.store import import_contacts
 from store.models import CallAttempt, Contact, DoNotCall
+from store.reports import reports_for
 
 router = APIRouter(prefix="/contacts", tags=["contacts"], dependencies=[ApiKey])
 
@@ -90,7 +92,13 @@ def _contact_out(
             .where(CallAttempt.contact_id == contact.id)
             .order_by(CallAttempt.created_at, CallAttempt.id)
         ).all()
-        attempts = [AttemptOut.model_validate(r, from_attributes=True) for r in rows]
+        reports = reports_for(session, [row.id for row in rows if row.id is not None])
+        attempts = [
+            AttemptOut.model_validate(row, from_attributes=True).model_copy(
+                update={"result": call_result(reports.get(row.id))}
+            )
+            for row in rows
+        ]
     return ContactOut(
         id=contact.id,
         phone=contact.phone,

@@ -35,7 +35,7 @@ async def call_status(
     """Record a call status callback and tell the contact's workflow when final."""
     form = await request.form()
     params = {key: str(value) for key, value in form.items()}
-    _verify(
+    verify_signature(
         settings.public_base_url, settings.twilio_auth_token, request, params, signature
     )
     report = _report(params)
@@ -74,7 +74,7 @@ def _record(
     return _Applied(row.id, row.campaign_id, row.contact_id, row.status, final)
 
 
-def _verify(
+def verify_signature(
     public_base_url: str,
     auth_token: str | None,
     request: Request,

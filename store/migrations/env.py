@@ -5,6 +5,7 @@ from sqlalchemy import create_engine, pool
 
 import store.imports  # noqa: F401  (registers the tables on SQLModel.metadata)
 import store.models  # noqa: F401
+import store.reports  # noqa: F401
 from sqlmodel import SQLModel
 
 target_metadata = SQLModel.metadata

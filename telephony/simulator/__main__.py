@@ -14,6 +14,7 @@ from telephony.simulator.app import run_simulator
 from telephony.simulator.config import (
     DEFAULT_ACCOUNT_SID,
     DEFAULT_AUTH_TOKEN,
+    AgentRole,
     Faults,
     SimulatorConfig,
 )
@@ -43,6 +44,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=float,
         help="wall-clock seconds per scenario second; overrides the scenario's",
     )
+    parser.add_argument(
+        "--agent-engine-url",
+        help="play the voice agent for the engine's API at this base URL",
+    )
+    parser.add_argument(
+        "--agent-token",
+        help="the agent's bearer token for the engine's call endpoints",
+    )
     return parser.parse_args(argv)
 
 
@@ -55,11 +64,15 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
     faults = Faults()
     if args.faults is not None:
         faults = Faults.from_dict(json.loads(args.faults.read_text(encoding="utf-8")))
+    agent = None
+    if args.agent_engine_url is not None:
+        agent = AgentRole(engine_url=args.agent_engine_url, token=args.agent_token)
     return SimulatorConfig(
         account_sid=args.account_sid,
         auth_token=args.auth_token,
         scenario=scenario,
         faults=faults,
+        agent=agent,
     )
 
 

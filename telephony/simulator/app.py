@@ -12,15 +12,16 @@ from typing import Annotated, Any, TypeVar
 
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from telephony.scenario import Scenario
+from telephony.simulator.agent import AGENT_VOICE_PATH
 from telephony.simulator.calls import (
     API_PREFIX,
     CALLS_RESOURCE_ERROR,
     SimulatorError,
 )
-from telephony.simulator.config import Faults, SimulatorConfig
+from telephony.simulator.config import AgentRole, Faults, SimulatorConfig
 from telephony.simulator.forms import parse_create_form
 from telephony.simulator.listing import ListQueryError
 from telephony.simulator.state import CreateResult, Simulator
@@ -51,6 +52,7 @@ def create_simulator_app(config: SimulatorConfig) -> FastAPI:
     app.add_exception_handler(SimulatorError, _simulator_error_response)
     app.include_router(_twilio_router())
     app.include_router(_control_router())
+    app.include_router(_agent_router())
     return app
 
 
@@ -94,6 +96,7 @@ def _twilio_router() -> APIRouter:
         form = await request.form()
         fields = {key: str(value) for key, value in form.items()}
         events = [str(value) for value in form.getlist("StatusCallbackEvent")]
+        simulator.voice.base_url = str(request.base_url).rstrip("/")
         result = simulator.create_call(parse_create_form(fields, events))
         await _hold_response(request, result, simulator.config)
         return JSONResponse(result.resource, status_code=status.HTTP_201_CREATED)
@@ -162,6 +165,26 @@ def _control_router() -> APIRouter:
         simulator.set_scenario(scenario)
         return scenario.to_dict()
 
+    @router.get("/agent")
+    async def read_agent(simulator: SimulatorDep) -> dict[str, Any] | None:
+        """Return the engine the simulator plays the agent for, or null."""
+        role = simulator.agent
+        return None if role is None else role.to_dict()
+
+    @router.put("/agent")
+    async def replace_agent(
+        request: Request, simulator: SimulatorDep
+    ) -> dict[str, Any]:
+        """Play the agent for an engine: {"engine_url": ..., "token": ...}."""
+        role = await _parse_body(request, AgentRole.from_dict)
+        simulator.set_agent(role)
+        return role.to_dict()
+
+    @router.delete("/agent", status_code=status.HTTP_204_NO_CONTENT)
+    async def stop_agent(simulator: SimulatorDep) -> None:
+        """Stop playing the agent: answered calls no longer request their Url."""
+        simulator.set_agent(None)
+
     @router.get("/faults")
     async def read_faults(simulator: SimulatorDep) -> dict[str, Any]:
         return simulator.faults.to_dict()
@@ -174,6 +197,20 @@ def _control_router() -> APIRouter:
         faults = await _parse_body(request, Faults.from_dict)
         simulator.set_faults(faults)
         return faults.to_dict()
+
+    return router
+
+
+def _agent_router() -> APIRouter:
+    router = APIRouter()
+
+    @router.post(AGENT_VOICE_PATH)
+    async def agent_voice(request: Request, simulator: SimulatorDep) -> Response:
+        """The stand-in agent's voice URL: fetch the context, hold the call."""
+        form = await request.form()
+        call = simulator.find_call(str(form.get("CallSid", "")))
+        twiml = await simulator.voice.connect_agent(call)
+        return Response(twiml, media_type="application/xml")
 
     return router
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
@@ -59,6 +59,30 @@ def rfc2822(moment: datetime | None) -> str | None:
 
 
 @dataclass
+class CallVoice:
+    """What an answered call's TwiML did, and what the stand-in agent saw.
+
+    Filled only while the simulator plays the agent (SimulatorConfig.agent).
+    """
+
+    # Documents requested: the call's Url, then each <Redirect>.
+    documents: int = 0
+    # "say: <text>" or "play: <url>" for each <Say> and <Play>, in order.
+    played: list[str] = field(default_factory=list)
+    hung_up: bool = False
+    error: str | None = None
+    # Where <Start><Recording> asked for the recording status callback.
+    recording_callback_url: str | None = None
+    recording_callback_method: str = "POST"
+    recording_sid: str | None = None
+    recording_callback_status: int | None = None
+    agent_connected: bool = False
+    context: dict[str, Any] | None = None
+    context_status: int | None = None
+    report_status: int | None = None
+
+
+@dataclass
 class SimCall:
     """One call and its progress; changed only on the simulator's event loop.
 
@@ -98,6 +122,7 @@ class SimCall:
     # callbacks leave in order unless a fault reorders them.
     last_delivery: asyncio.Task[None] | None = None
     held_callbacks: list[Callback] = field(default_factory=list)
+    voice: CallVoice = field(default_factory=CallVoice)
 
     @property
     def is_final(self) -> bool:
@@ -157,6 +182,8 @@ class SimCall:
             "machine_detection": self.machine_detection,
             "timeout": self.timeout,
             "date_created": self.date_created.isoformat(),
+            "duration": self.duration,
+            "voice": asdict(self.voice),
         }
 
 

@@ -77,6 +77,53 @@ class Faults:
 
 
 @dataclass(frozen=True)
+class AgentRole:
+    """The engine the simulator reaches when it plays the voice agent.
+
+    With a role set, an answered call's Url is requested as Twilio requests
+    it, and the TwiML it returns is followed. A <Redirect> to the
+    simulator's own /agent/voice reaches the stand-in agent. The stand-in
+    fetches the call's context from ``engine_url`` with ``token`` and reports
+    once the call ends. Without a token it answers the call but reports
+    nothing. NOTE: with one token the simulator plays one agent, so calls of
+    other agents get their context and reports rejected.
+    """
+
+    engine_url: str
+    token: str | None = None
+    # Tries per request to the engine when it is unreachable or returns 5xx.
+    request_attempts: int = 3
+
+    def __post_init__(self) -> None:
+        if not self.engine_url.startswith(("http://", "https://")):
+            raise ValueError(f"agent: engine_url {self.engine_url!r} is not a URL")
+        if self.request_attempts < 1:
+            raise ValueError("agent: request_attempts must be at least 1")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AgentRole:
+        """Build a role from its JSON form, or raise ValueError on unknown keys."""
+        known = {item.name for item in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(
+                f"agent: unknown keys {sorted(unknown)}, expected some of "
+                f"{sorted(known)}"
+            )
+        if "engine_url" not in data:
+            raise ValueError("agent: engine_url is missing")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        # The token stays out, so the control API never shows it.
+        return {
+            "engine_url": self.engine_url,
+            "has_token": self.token is not None,
+            "request_attempts": self.request_attempts,
+        }
+
+
+@dataclass(frozen=True)
 class SimulatorConfig:
     account_sid: str = DEFAULT_ACCOUNT_SID
     auth_token: str = DEFAULT_AUTH_TOKEN
@@ -92,3 +139,5 @@ class SimulatorConfig:
     callback_timeout_seconds: float = 15.0
     max_callback_connections: int = 20
     dropped_response_hold_seconds: float = 60.0
+    # None: answered calls never request their Url and no agent is played.
+    agent: AgentRole | None = None

@@ -9,6 +9,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from telephony.scenario import BUSY, FAILED, NO_ANSWER
+from telephony.simulator.agent import CallVoicePlayer
 from telephony.simulator.callbacks import Callback, CallbackSender
 from telephony.simulator.calls import (
     API_VERSION,
@@ -41,11 +42,13 @@ class CallPlayer:
         faults: Faults,
         rng: random.Random,
         on_final: Callable[[SimCall], None],
+        voice: CallVoicePlayer | None = None,
     ) -> None:
         self.sender = sender
         self.faults = faults
         self._rng = rng
         self._on_final = on_final
+        self.voice = voice
         self._tasks: set[asyncio.Task[None]] = set()
 
     def start(self, call: SimCall) -> None:
@@ -63,6 +66,8 @@ class CallPlayer:
             call.duration = _talked_seconds(call)
         self._on_final(call)
         self._emit(call, COMPLETED_EVENT)
+        if self.voice is not None:
+            self.voice.call_ended(call)
 
     def stop(self, call: SimCall) -> None:
         """Stop playing a call, as when the API ends it early."""
@@ -91,14 +96,15 @@ class CallPlayer:
         if expected.status == NO_ANSWER:
             self.finish(call, NO_ANSWER)
             return
-        # TODO(simulator): the voice Url is never requested on answer, so the
-        # agent's TwiML is not exercised and no transcript, summary or labels
-        # are reported for answered calls.
         call.answer_time = utc_now()
         call.answered_by = expected.answered_by
         self._set_status(call, IN_PROGRESS)
         self._emit(call, ANSWERED_EVENT)
-        await self._wait(call, expected.talk_seconds)
+        hung_up = False
+        if self.voice is not None and self.voice.enabled and call.url:
+            hung_up = await self.voice.answer(call)
+        if not hung_up:
+            await self._wait(call, expected.talk_seconds)
         self.finish(call, COMPLETED)
 
     async def _wait(self, call: SimCall, scenario_seconds: float) -> None:

@@ -21,6 +21,7 @@ from telephony.scenario import (
     Scenario,
     expected_call,
 )
+from telephony.simulator.agent import CallVoicePlayer
 from telephony.simulator.callbacks import CallbackSender, CallbackStats
 from telephony.simulator.calls import (
     API_PREFIX,
@@ -37,7 +38,7 @@ from telephony.simulator.calls import (
     new_call_sid,
     utc_now,
 )
-from telephony.simulator.config import Faults, SimulatorConfig
+from telephony.simulator.config import AgentRole, Faults, SimulatorConfig
 from telephony.simulator.forms import CreateRequest
 from telephony.simulator.listing import list_calls_page
 from telephony.simulator.player import CallPlayer
@@ -65,6 +66,7 @@ class Simulator:
         self._rate_limit_remaining = config.faults.rate_limit_429_count
         self.callback_stats = CallbackStats()
         self._player: CallPlayer | None = None
+        self._voice: CallVoicePlayer | None = None
         self._client: httpx.AsyncClient | None = None
         self._clear()
 
@@ -101,13 +103,26 @@ class Simulator:
             max_in_flight=self.config.max_callback_connections,
             stats=self.callback_stats,
         )
+        self._voice = CallVoicePlayer(
+            self._client,
+            account_sid=self.config.account_sid,
+            auth_token=self.config.auth_token,
+            scenario=self.scenario,
+            role=self.config.agent,
+        )
         self._player = CallPlayer(
-            sender=sender, faults=self._faults, rng=self._rng, on_final=self._on_final
+            sender=sender,
+            faults=self._faults,
+            rng=self._rng,
+            on_final=self._on_final,
+            voice=self._voice,
         )
 
     async def close(self) -> None:
         if self._player is not None:
             self._player.cancel_all()
+        if self._voice is not None:
+            self._voice.cancel_all()
         if self._client is not None:
             await self._client.aclose()
 
@@ -116,6 +131,23 @@ class Simulator:
         if self._player is None:
             raise RuntimeError("the simulator is not started; call start() first")
         return self._player
+
+    @property
+    def voice(self) -> CallVoicePlayer:
+        if self._voice is None:
+            raise RuntimeError("the simulator is not started; call start() first")
+        return self._voice
+
+    @property
+    def agent(self) -> AgentRole | None:
+        return self.voice.role
+
+    def set_agent(self, role: AgentRole | None) -> None:
+        """Play the agent for the engine in ``role`` from now on, or stop (None)."""
+        self.voice.role = role
+
+    def find_call(self, sid: str) -> SimCall | None:
+        return self.calls.get(sid)
 
     @property
     def faults(self) -> Faults:
@@ -129,10 +161,12 @@ class Simulator:
     def set_scenario(self, scenario: Scenario) -> None:
         """Replace the scenario. Calls already created keep their outcome."""
         self.scenario = scenario
+        self.voice.scenario = scenario
 
     def reset(self) -> None:
         """Forget every call and counter. The scenario and faults stay as set."""
         self.player.cancel_all()
+        self.voice.cancel_all()
         self.callback_stats = CallbackStats()
         self.player.sender.stats = self.callback_stats
         self._clear()

@@ -64,6 +64,8 @@ def test_run_example_prints_summary(tmp_path):
     assert summary["duplicate_rows"] == 1
     assert summary["calls_placed"] >= 1
     assert sum(summary["not_called"].values()) == 2
+    assert len(summary["inbox"]["items"]) == min(summary["answered"], 10)
+    assert summary["usage"]["ai_calls"] >= summary["answered"]
     finished = sum(
         summary["contacts_by_state"].get(state, 0)
         for state in ("answered", "exhausted", "failed", "not_called", "do_not_call")
