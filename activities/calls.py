@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.gate import aware, check_before_dial
+from activities.gate import Verdict, aware, check_before_dial
 from activities.settings import campaign_settings
 from activities.types import (
     AttemptResult,
@@ -194,20 +194,10 @@ class CallActivities:
         now = self._clock()
         with self._db.session() as session:
             member = _get(session, CampaignMember, attempt.member_id)
-            campaign = _get(session, Campaign, attempt.campaign_id)
-            contact = _get(session, Contact, attempt.contact_id)
-            settings = campaign_settings(campaign)
             # The attempt is already counted, so the attempts check would
             # wrongly stop it; compare against the attempts before it.
             member.attempts_made = attempt.attempt_no - 1
-            verdict = check_before_dial(
-                session,
-                campaign=campaign,
-                member=member,
-                contact=contact,
-                settings=settings,
-                now=now,
-            )
+            verdict, _settings = _check(session, member, now)
             session.rollback()
         if verdict.decision == Decision.DIALED:
             return None
@@ -249,17 +239,7 @@ class CallActivities:
         with self._db.session() as session:
             lock_lines(session)
             member = _get(session, CampaignMember, input.member_id)
-            campaign = _get(session, Campaign, member.campaign_id)
-            contact = _get(session, Contact, member.contact_id)
-            settings = campaign_settings(campaign)
-            verdict = check_before_dial(
-                session,
-                campaign=campaign,
-                member=member,
-                contact=contact,
-                settings=settings,
-                now=now,
-            )
+            verdict, settings = _check(session, member, now)
             if verdict.decision != Decision.DIALED:
                 self._record_verdict(session, member, verdict, now)
                 session.commit()
@@ -271,17 +251,20 @@ class CallActivities:
                 )
             if not self._may_dial_now(session, member, settings, now):
                 note_waiting(
-                    session, member_id=member.id, campaign_id=campaign.id, now=now
+                    session,
+                    member_id=member.id,
+                    campaign_id=member.campaign_id,
+                    now=now,
                 )
                 session.commit()
                 return None
             stop_waiting(session, member.id)
             attempt = CallAttempt(
                 member_id=member.id,
-                campaign_id=campaign.id,
-                contact_id=contact.id,
+                campaign_id=member.campaign_id,
+                contact_id=member.contact_id,
                 attempt_no=input.attempt_no,
-                phone=contact.phone,
+                phone=_get(session, Contact, member.contact_id).phone,
                 created_at=now,
             )
             session.add(attempt)
@@ -289,7 +272,7 @@ class CallActivities:
             take_line(
                 session,
                 attempt_id=attempt.id,
-                campaign_id=campaign.id,
+                campaign_id=member.campaign_id,
                 now=now,
                 lease=self._config.line_lease,
             )
@@ -433,6 +416,24 @@ class CallActivities:
 
     def _status_callback_url(self, attempt_id: int) -> str:
         return f"{self._config.public_base_url.rstrip('/')}/twilio/status?attempt={attempt_id}"
+
+
+def _check(
+    session: Session, member: CampaignMember, now: datetime
+) -> tuple[Verdict, CampaignSettings]:
+    """Run the check before a dial for this member, with its campaign's settings."""
+    campaign = _get(session, Campaign, member.campaign_id)
+    contact = _get(session, Contact, member.contact_id)
+    settings = campaign_settings(campaign)
+    verdict = check_before_dial(
+        session,
+        campaign=campaign,
+        member=member,
+        contact=contact,
+        settings=settings,
+        now=now,
+    )
+    return verdict, settings
 
 
 def _report(call: ProviderCall) -> StatusReport:
