@@ -29,6 +29,11 @@ from store.models import ConsentBasis
 
 logger = logging.getLogger(__name__)
 
+# Free-text columns (notes, transcripts pasted into a CRM) can exceed the
+# csv module's default of 128 KiB per field.
+MAX_FIELD_BYTES = 16 * 1024 * 1024
+csv.field_size_limit(MAX_FIELD_BYTES)
+
 DELIMITERS = (",", ";", "\t")
 # The header line plus a few data lines decide the delimiter.
 DELIMITER_SAMPLE_LINES = 6

@@ -72,8 +72,16 @@ def normalize_phone(raw: str, region: str = "US") -> Phone:
     region = check_region(region)
     value = raw.strip()
     _check_text(raw, value)
-    number = _parse(raw, value, region)
-    _check_number(raw, number)
+    try:
+        number = _parse(raw, value, region)
+        _check_number(raw, number)
+    except InvalidPhone:
+        # Most of the world dials abroad with 00, and files exported there
+        # keep it even when the default region (the US: 011) does not use it.
+        if not value.startswith("00"):
+            raise
+        number = _parse(raw, "+" + value[2:], region)
+        _check_number(raw, number)
     extension = number.extension or ""
     if len(extension) > MAX_EXTENSION_LENGTH:
         raise InvalidPhone(raw, f"extension longer than {MAX_EXTENSION_LENGTH} digits")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -26,6 +27,8 @@ from store.models import (
 logger = logging.getLogger(__name__)
 
 DNC_PHONE_HEADERS = ("phone", "number", "phone number", "mobile", "telephone")
+# A list of numbers has no long fields, but a stray quote can make one.
+csv.field_size_limit(16 * 1024 * 1024)
 
 
 @dataclass(frozen=True)
@@ -95,17 +98,61 @@ def waiting_members(session: Session, phone: str) -> list[tuple[int, int]]:
 def import_numbers(
     session: Session, stream: BinaryIO, *, region: str, source: str
 ) -> DncImport:
-    """Add every number of a CSV file (a phone column, or one bare column)."""
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    sample = text.read(4096)
-    text.seek(0)
-    delimiter = max((",", ";", "\t"), key=sample.split("\n", 1)[0].count)
-    reader = csv.reader(text, delimiter=delimiter)
-    header = next(reader, None)
-    if header is None:
+    """Add every number of a CSV file (a phone column, or one bare column).
+
+    A file whose structure is broken (an unclosed quote, two phone columns,
+    text that is not UTF-8) is rejected whole, because a number silently
+    dropped from this list would be called.
+
+    Raises:
+        ValueError: the file cannot be read as a do-not-call list.
+    """
+    rows = list(_read_rows(stream))
+    if not rows:
         raise ValueError("the do-not-call file is empty")
+    header = rows[0]
     keys = [cell.strip().lower().replace("_", " ") for cell in header]
-    column = next((i for i, key in enumerate(keys) if key in DNC_PHONE_HEADERS), None)
+    matches = [i for i, key in enumerate(keys) if key in DNC_PHONE_HEADERS]
+    if len(matches) > 1:
+        raise ValueError(
+            "the do-not-call file has several phone columns ("
+            + ", ".join(repr(header[i]) for i in matches)
+            + "): keep one column of numbers per file"
+        )
+    column = matches[0] if matches else None
+    return _add_rows(session, header, rows[1:], column, region=region, source=source)
+
+
+def _read_rows(stream: BinaryIO) -> Iterator[list[str]]:
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    try:
+        sample = text.read(4096)
+        text.seek(0)
+        delimiter = max((",", ";", "\t"), key=sample.split("\n", 1)[0].count)
+        reader = csv.reader(text, delimiter=delimiter, strict=True)
+        for cells in reader:
+            yield cells
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"the do-not-call file is not UTF-8 text ({error.reason} at byte "
+            f"{error.start}): export it as CSV UTF-8"
+        ) from None
+    except csv.Error as error:
+        raise ValueError(
+            f"the do-not-call file is not valid CSV at row {reader.line_num}: "
+            f"{error}; check that every quoted value has its closing quote"
+        ) from None
+
+
+def _add_rows(
+    session: Session,
+    header: list[str],
+    body: list[list[str]],
+    column: int | None,
+    *,
+    region: str,
+    source: str,
+) -> DncImport:
     rows: list[tuple[int, str]] = []
     if column is None:
         if len(header) != 1:
@@ -118,7 +165,7 @@ def import_numbers(
         rows.append((1, header[0]))
     rows.extend(
         (number + 2, cells[column] if column < len(cells) else "")
-        for number, cells in enumerate(reader)
+        for number, cells in enumerate(body)
     )
     added: list[str] = []
     listed = 0

@@ -43,6 +43,11 @@ class DncAdded(BaseModel):
     contacts_stopped: int
 
 
+class DncRemoved(BaseModel):
+    phone: str
+    removed: bool
+
+
 class DncPage(BaseModel):
     items: list[DncEntry]
     next_cursor: str | None

@@ -74,3 +74,37 @@ def test_contact_shows_listed_flag(client):
     contact = client.get("/contacts").json()["items"][0]
 
     assert contact["do_not_call"] is True
+
+
+def test_import_unclosed_quote_rejects_file(client):
+    body = b'phone\n+12025550131\n"+12025550132\n+12025550133\n'
+
+    response = client.post(
+        "/do-not-call/import", files={"file": ("dnc.csv", body, "text/csv")}
+    )
+
+    assert response.status_code == status.HTTP_422_UNPROCESSABLE_CONTENT
+    assert "closing quote" in response.json()["error"]["message"]
+    assert client.get("/do-not-call").json()["items"] == []
+
+
+def test_import_two_phone_columns_rejected(client):
+    body = b"phone,phone\n+12025550134,+12025550135\n"
+
+    response = client.post(
+        "/do-not-call/import", files={"file": ("dnc.csv", body, "text/csv")}
+    )
+
+    assert response.status_code == status.HTTP_422_UNPROCESSABLE_CONTENT
+    assert "several phone columns" in response.json()["error"]["message"]
+
+
+def test_import_not_utf8_rejected(client):
+    body = b"phone\n\x80\x81\n"
+
+    response = client.post(
+        "/do-not-call/import", files={"file": ("dnc.csv", body, "text/csv")}
+    )
+
+    assert response.status_code == status.HTTP_422_UNPROCESSABLE_CONTENT
+    assert "not UTF-8" in response.json()["error"]["message"]

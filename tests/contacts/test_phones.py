@@ -100,3 +100,11 @@ def test_normalize_phone_unknown_region() -> None:
 
 def test_check_region_upper_cases() -> None:
     assert check_region("us") == "US"
+
+
+def test_normalize_00_prefix_as_plus():
+    assert normalize_phone("00 44 20 7946 0959").e164 == "+442079460959"
+
+
+def test_normalize_00_prefix_with_us_code():
+    assert normalize_phone("001 212 555 3023").e164 == "+12125553023"
