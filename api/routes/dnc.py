@@ -73,7 +73,7 @@ async def add_to_list(
 @router.delete("/{phone}")
 def remove_from_list(
     phone: str, session: SessionDep, settings: SettingsDep
-) -> DncAdded:
+) -> DncRemoved:
     """Take a number off the list."""
     normalized = _normalize(phone, settings.default_region)
     if not remove_number(session, normalized):
@@ -83,7 +83,7 @@ def remove_from_list(
             f"{normalized} is not on the do-not-call list",
         )
     session.commit()
-    return DncAdded(phone=normalized, added=False, contacts_stopped=0)
+    return DncRemoved(phone=normalized, removed=True)
 
 
 @router.get("")
