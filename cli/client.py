@@ -85,6 +85,11 @@ class ApiClient:
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             response = self._http.request(method, path, **kwargs)
+        except httpx.ConnectError:
+            raise ApiFailure(
+                f"cannot reach the API at {self._http.base_url}: start the stack "
+                "with `outbound up` (or give the --data-dir it runs from)"
+            ) from None
         except httpx.HTTPError as error:
             raise ApiFailure(f"{method} {path} failed: {error}") from error
         if response.status_code >= 400:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -39,14 +40,20 @@ DataDir = Annotated[
     Path, typer.Option("--data-dir", help="Directory for all the stack's state.")
 ]
 TemporalPort = Annotated[
-    int | None, typer.Option(help="Port of Temporal's frontend (default 7233).")
+    int | None,
+    typer.Option(help="Port of Temporal's frontend (default 7233).", min=1, max=65535),
 ]
 UiPort = Annotated[
-    int | None, typer.Option(help="Port of the Temporal web UI (default 8233).")
+    int | None,
+    typer.Option(help="Port of the Temporal web UI (default 8233).", min=1, max=65535),
 ]
-ApiPort = Annotated[int | None, typer.Option(help="Port of the API (default 8000).")]
+ApiPort = Annotated[
+    int | None,
+    typer.Option(help="Port of the API (default 8000).", min=1, max=65535),
+]
 SimulatorPort = Annotated[
-    int | None, typer.Option(help="Port of the simulator (default 8077).")
+    int | None,
+    typer.Option(help="Port of the simulator (default 8077).", min=1, max=65535),
 ]
 
 
@@ -65,6 +72,10 @@ def _ports(
         api=api or known.api,
         simulator=simulator or known.simulator,
     )
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _duration(value: str) -> int:
@@ -95,6 +106,8 @@ def up(
     _start(stack)
     _print_places(stack)
     console.print("Stack running; press Ctrl-C to stop it.")
+    # SIGTERM (from a service manager, or kill) stops the stack like Ctrl-C.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         while stack.failed_process() is None:
             time.sleep(1)

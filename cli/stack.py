@@ -13,6 +13,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -141,6 +142,7 @@ class EmbeddedStack:
 
     def start(self) -> None:
         """Start every process and wait until each answers."""
+        self._check_free()
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
         (self.data_dir / "ports.json").write_text(json.dumps(self.ports.__dict__))
         env = self.environment()
@@ -166,8 +168,48 @@ class EmbeddedStack:
             env,
         )
         self._spawn("worker", [sys.executable, "-m", "worker"], env)
+        self._write_pids()
         self._wait_for_port(self.ports.simulator, "the simulator")
         self._wait_until(self.is_running, "the API")
+
+    def running_pids(self) -> dict[str, int]:
+        """Processes of a stack started from this data directory and still alive."""
+        path = self.data_dir / "stack.json"
+        if not path.exists():
+            return {}
+        alive = {}
+        for name, pid in json.loads(path.read_text()).items():
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                continue
+            alive[name] = pid
+        return alive
+
+    def _check_free(self) -> None:
+        """Raise StackError if this directory's stack or a port is in use."""
+        running = self.running_pids()
+        if running:
+            raise StackError(
+                f"a stack is already running for {self.data_dir} (processes "
+                f"{sorted(running.values())}): use it, or stop it with "
+                f"`outbound down --data-dir {self.data_dir}`"
+            )
+        for name, port in self.ports.__dict__.items():
+            with socket.socket() as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    option = f"--{name.replace('_', '-')}-port"
+                    raise StackError(
+                        f"port {port} for {name} is already in use: stop what "
+                        f"uses it, or choose another with {option}"
+                    ) from None
+
+    def _write_pids(self) -> None:
+        pids = {name: process.pid for name, process in self._processes}
+        (self.data_dir / "stack.json").write_text(json.dumps(pids))
 
     def stop(self) -> None:
         """Stop the processes in reverse order, each with SIGTERM first."""
@@ -180,12 +222,13 @@ class EmbeddedStack:
                     logger.warning("%s did not stop in time; killing it", name)
                     process.kill()
                     process.wait()
+        if self._processes:
+            (self.data_dir / "stack.json").unlink(missing_ok=True)
         self._processes.clear()
 
     def detach(self) -> None:
         """Leave the processes running after this program exits."""
-        pids = {name: process.pid for name, process in self._processes}
-        (self.data_dir / "stack.json").write_text(json.dumps(pids))
+        self._write_pids()
         self._processes.clear()
 
     def stop_detached(self) -> int:
@@ -269,8 +312,6 @@ class EmbeddedStack:
         self._processes.append((name, process))
 
     def _wait_for_port(self, port: int, what: str) -> None:
-        import socket
-
         def open_port() -> bool:
             with socket.socket() as sock:
                 sock.settimeout(0.5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -15,6 +16,8 @@ from cli.durations import format_duration, parse_duration
 ROOT = Path(__file__).resolve().parents[2]
 OUTBOUND = Path(sys.executable).parent / "outbound"
 RUN_TIMEOUT_SECONDS = 300
+# Wide enough that rich and typer do not wrap the messages the tests read.
+WIDE = {**os.environ, "COLUMNS": "200"}
 
 
 def free_ports(count: int) -> list[int]:
@@ -41,7 +44,12 @@ def run_outbound(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]
         "--no-keep-stack",
     ]  # fmt: skip
     return subprocess.run(
-        command, cwd=ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT_SECONDS
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_SECONDS,
+        env=WIDE,
     )
 
 
@@ -98,3 +106,46 @@ def test_duration_parsed(text, seconds):
 
 def test_duration_round_trips():
     assert format_duration(parse_duration("2d3h4m5s")) == "2d3h4m5s"
+
+
+def test_run_rejects_port_out_of_range(tmp_path):
+    result = subprocess.run(
+        [str(OUTBOUND), "run", "examples/contacts.csv", "--data-dir", str(tmp_path),
+         "--temporal-port", "99999"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, env=WIDE,
+    )  # fmt: skip
+
+    assert result.returncode == 2
+    assert "--temporal-port" in result.stderr
+    assert "less than or equal to 65535" in result.stderr
+    assert not (tmp_path / "ports.json").exists()
+
+
+def test_status_without_stack_says_how_to_start(tmp_path):
+    (tmp_path / "ports.json").write_text(json.dumps(dict(zip(
+        ("temporal", "ui", "api", "simulator"), free_ports(4)))))  # fmt: skip
+
+    result = subprocess.run(
+        [str(OUTBOUND), "status", "1", "--data-dir", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, env=WIDE,
+    )  # fmt: skip
+
+    assert result.returncode == 1
+    assert "outbound up" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_second_stack_on_same_directory_refused(tmp_path):
+    from cli.stack import EmbeddedStack, StackError, StackPorts
+
+    temporal, ui, api, simulator = free_ports(4)
+    first = EmbeddedStack(tmp_path, StackPorts(temporal, ui, api, simulator))
+    first.start()
+    try:
+        second = EmbeddedStack(tmp_path, StackPorts(*free_ports(4)))
+        with pytest.raises(StackError, match="already running"):
+            second.start()
+    finally:
+        first.stop()
+
+    assert first.running_pids() == {}
