@@ -73,12 +73,14 @@ class CampaignActivities:
             campaign = session.get(Campaign, campaign_id)
             if campaign is None:
                 return
-            if campaign.status in (CampaignStatus.CANCELED, CampaignStatus.FINISHED):
-                return
-            campaign.status = status
-            if status in (CampaignStatus.CANCELED, CampaignStatus.FINISHED):
-                campaign.finished_at = utcnow()
-            session.add(campaign)
+            # The API marks a campaign canceled before it signals the workflow,
+            # so the members below are ended even when the status already is.
+            closed = (CampaignStatus.CANCELED, CampaignStatus.FINISHED)
+            if campaign.status not in closed:
+                campaign.status = status
+                if status in closed:
+                    campaign.finished_at = utcnow()
+                session.add(campaign)
             if status == CampaignStatus.CANCELED:
                 session.exec(
                     update(CampaignMember)

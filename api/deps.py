@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request, status
+from fastapi import Depends, Path, Query, Request, status
 from fastapi.security import APIKeyHeader
 from sqlmodel import Session
 from temporalio.client import Client
@@ -59,3 +59,10 @@ DbDep = Annotated[Database, Depends(get_db)]
 SessionDep = Annotated[Session, Depends(get_session)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
 ApiKey = Depends(require_api_key)
+
+
+# The largest id a database integer column holds; a larger one is rejected as
+# invalid instead of failing in the database driver.
+MAX_ID = 2**63 - 1
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+AttemptQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]

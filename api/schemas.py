@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from activities.types import CampaignSettings, Outcome
 
-RETRYABLE = {Outcome.NO_ANSWER, Outcome.BUSY, Outcome.VOICEMAIL, Outcome.FAILED}
+RETRYABLE = {
+    Outcome.NO_ANSWER,
+    Outcome.BUSY,
+    Outcome.VOICEMAIL,
+    Outcome.VOICEMAIL_LEFT,
+    Outcome.FAILED,
+}
 MAX_LABEL_LENGTH = 64
 
 
+# The largest id a database integer column holds; larger ones are rejected as
+# invalid instead of failing in the database driver.
+MAX_ID = 2**63 - 1
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
 class AgentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str = Field(min_length=1, max_length=200)
     from_number: str = Field(description="The number the agent calls from, E.164.")
     voice_url: str = Field(description="Where the provider connects an answered call.")
@@ -30,6 +44,8 @@ class AgentOut(BaseModel):
 
 
 class CampaignSettingsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     """Campaign settings; each one left out takes the product's default."""
 
     max_attempts: int = Field(default=CampaignSettings.max_attempts, ge=1, le=20)
@@ -123,14 +139,36 @@ class CampaignSettingsIn(BaseModel):
 class ContactSelection(BaseModel):
     """Which contacts the campaign calls: one import, a list of ids, or all."""
 
-    import_id: int | None = None
-    contact_ids: list[int] | None = None
+    model_config = ConfigDict(extra="forbid")
+
+    import_id: Id | None = None
+    contact_ids: list[Id] | None = Field(default=None, min_length=1)
     all: bool = False
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ContactSelection:
+        given = [
+            name
+            for name, value in (
+                ("import_id", self.import_id),
+                ("contact_ids", self.contact_ids),
+                ("all", self.all or None),
+            )
+            if value is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of import_id, contact_ids or all; got "
+                + (", ".join(given) or "none")
+            )
+        return self
 
 
 class CampaignCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str = Field(min_length=1, max_length=200)
-    agent_id: int
+    agent_id: Id
     contacts: ContactSelection
     settings: CampaignSettingsIn = Field(default_factory=CampaignSettingsIn)
 

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from activities.types import MemberState, Outcome
-from api.deps import DbDep, SessionDep, SettingsDep, TemporalDep
+from api.deps import AttemptQuery, DbDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import ApiError
 from api.routes.dnc import wake_members
 from api.routes.voice import SignatureHeader, verified_form
@@ -151,7 +151,7 @@ async def recording_status(
     db: DbDep,
     settings: SettingsDep,
     signature: SignatureHeader = None,
-    attempt: Annotated[int | None, Query()] = None,
+    attempt: AttemptQuery = None,
 ) -> Response:
     """Record the call's recording from Twilio's recording status callback."""
     params = await verified_form(request, settings, signature)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 from sqlmodel import select
 
-from api.deps import ApiKey, SessionDep, SettingsDep
+from api.deps import ApiKey, IdPath, SessionDep, SettingsDep
 from api.errors import ApiError, not_found
 from api.schemas import AgentCreate, AgentCreated, AgentOut, AgentTokenOut
 from contacts.phones import InvalidPhone, normalize_phone
@@ -50,7 +50,7 @@ def create_agent(
 
 
 @router.post("/{agent_id}/token", status_code=status.HTTP_201_CREATED)
-def replace_agent_token(agent_id: int, session: SessionDep) -> AgentTokenOut:
+def replace_agent_token(agent_id: IdPath, session: SessionDep) -> AgentTokenOut:
     """Issue a new token for the agent; its older tokens stop working at once."""
     if session.get(Agent, agent_id) is None:
         raise not_found("agent", agent_id)

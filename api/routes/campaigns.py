@@ -14,15 +14,29 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
 from activities.settings import settings_from_dict, settings_to_dict
-from activities.types import CampaignInput, CampaignSettings
-from api.deps import ApiKey, DbDep, SessionDep, SettingsDep, TemporalDep
+from activities.types import CampaignInput, CampaignSettings, MemberState
+from api.deps import ApiKey, DbDep, IdPath, SessionDep, SettingsDep, TemporalDep
 from api.errors import ApiError, not_found
-from api.schemas import CampaignCreate, CampaignOut, MemberOut, MemberPage
+from api.schemas import (
+    CampaignCreate,
+    CampaignOut,
+    ContactSelection,
+    MemberOut,
+    MemberPage,
+)
 from config import Settings
 from rules.window import CallingWindow, WindowError
 from store.campaigns import add_members, campaign_counts
 from store.db import Database
-from store.models import Agent, Campaign, CampaignMember, CampaignStatus, utcnow
+from store.imports import ContactImport
+from store.models import (
+    Agent,
+    Campaign,
+    CampaignMember,
+    CampaignStatus,
+    Contact,
+    utcnow,
+)
 from store.reports import members_missing_variables, placeholder_names
 from workflows import names
 from workflows.campaign import CampaignWorkflow
@@ -57,6 +71,7 @@ def create_campaign(
     session.add(campaign)
     session.flush()
     selection = body.contacts
+    _check_selection(session, selection)
     added = add_members(
         session,
         campaign.id,
@@ -69,8 +84,8 @@ def create_campaign(
         raise ApiError(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             "no_contacts",
-            "the campaign selects no contacts: give contacts.import_id, "
-            "contacts.contact_ids or contacts.all",
+            "the campaign selects no contacts: the import or the contact list is "
+            "empty; import contacts first",
         )
     _require_variables(session, campaign.id, agent)
     session.commit()
@@ -87,7 +102,7 @@ def list_campaigns(session: SessionDep, settings: SettingsDep) -> list[CampaignO
 
 @router.get("/{campaign_id}")
 def get_campaign(
-    campaign_id: int, session: SessionDep, settings: SettingsDep
+    campaign_id: IdPath, session: SessionDep, settings: SettingsDep
 ) -> CampaignOut:
     """Get a campaign with its counts by member state and call outcome."""
     return _out(session, _campaign(session, campaign_id), settings.workflow_id_prefix)
@@ -95,11 +110,11 @@ def get_campaign(
 
 @router.get("/{campaign_id}/members")
 def list_members(
-    campaign_id: int,
+    campaign_id: IdPath,
     session: SessionDep,
     settings: SettingsDep,
     state: Annotated[
-        str | None, Query(description="Only members in this state")
+        MemberState | None, Query(description="Only members in this state")
     ] = None,
     after: Annotated[
         int, Query(ge=0, description="Cursor: the last member id seen")
@@ -138,7 +153,7 @@ def list_members(
 
 @router.post("/{campaign_id}/start")
 async def start_campaign(
-    campaign_id: int, db: DbDep, settings: SettingsDep, temporal: TemporalDep
+    campaign_id: IdPath, db: DbDep, settings: SettingsDep, temporal: TemporalDep
 ) -> CampaignOut:
     """Start the campaign; starting it again changes nothing."""
     campaign = await run_in_threadpool(_mark_running, db, campaign_id)
@@ -148,7 +163,7 @@ async def start_campaign(
 
 @router.post("/{campaign_id}/pause")
 async def pause_campaign(
-    campaign_id: int, db: DbDep, settings: SettingsDep, temporal: TemporalDep
+    campaign_id: IdPath, db: DbDep, settings: SettingsDep, temporal: TemporalDep
 ) -> CampaignOut:
     """Pause: no new dial starts until resume; live calls finish."""
     await run_in_threadpool(
@@ -160,7 +175,7 @@ async def pause_campaign(
 
 @router.post("/{campaign_id}/resume")
 async def resume_campaign(
-    campaign_id: int, db: DbDep, settings: SettingsDep, temporal: TemporalDep
+    campaign_id: IdPath, db: DbDep, settings: SettingsDep, temporal: TemporalDep
 ) -> CampaignOut:
     """Resume a paused campaign where it stopped."""
     await run_in_threadpool(
@@ -172,7 +187,7 @@ async def resume_campaign(
 
 @router.post("/{campaign_id}/cancel")
 async def cancel_campaign(
-    campaign_id: int, db: DbDep, settings: SettingsDep, temporal: TemporalDep
+    campaign_id: IdPath, db: DbDep, settings: SettingsDep, temporal: TemporalDep
 ) -> CampaignOut:
     """Cancel: no new dial starts; waiting contacts end as canceled."""
     await run_in_threadpool(
@@ -239,6 +254,27 @@ def active_contacts_for(plan_line_limit: int) -> int:
     """Contacts a campaign keeps in flight: enough to refill every line at
     once, without all of them polling the limiter for a handful of lines."""
     return max(ACTIVE_CONTACTS_MIN, ACTIVE_CONTACTS_PER_LINE * plan_line_limit)
+
+
+def _check_selection(session: Session, selection: ContactSelection) -> None:
+    """Reject an unknown import or contact ids rather than silently skip them."""
+    if selection.import_id is not None:
+        if session.get(ContactImport, selection.import_id) is None:
+            raise not_found("import", selection.import_id)
+    if selection.contact_ids is not None:
+        wanted = set(selection.contact_ids)
+        found = set(
+            session.exec(select(Contact.id).where(Contact.id.in_(wanted))).all()  # type: ignore[union-attr]
+        )
+        missing = sorted(wanted - found)
+        if missing:
+            raise ApiError(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                "unknown_contacts",
+                f"contacts not found: {missing[:20]}"
+                + (f" and {len(missing) - 20} more" if len(missing) > 20 else ""),
+                details={"missing_contact_ids": missing[:1000]},
+            )
 
 
 def _validate_window(settings: CampaignSettings) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, UploadFile, status
 from sqlmodel import select
 
-from api.deps import ApiKey, DbDep, SessionDep, SettingsDep
+from api.deps import ApiKey, DbDep, IdPath, SessionDep, SettingsDep
 from api.errors import ApiError, not_found
 from api.routes.inbox import call_result
 from api.schemas import AttemptOut, ContactOut, ContactPage, ImportOut, RejectedRowOut
@@ -45,6 +45,11 @@ async def import_contacts_csv(
         raise ApiError(
             status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_file", str(error)
         ) from error
+    except ValueError as error:
+        # A file-wide option that is not valid, such as an unknown consent basis.
+        raise ApiError(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_import_option", str(error)
+        ) from error
     return ImportOut(
         import_id=report.import_id,
         rows=report.rows,
@@ -74,7 +79,7 @@ def list_contacts(
 
 
 @router.get("/{contact_id}")
-def get_contact(contact_id: int, session: SessionDep) -> ContactOut:
+def get_contact(contact_id: IdPath, session: SessionDep) -> ContactOut:
     """Get a contact with every attempt made to it, oldest first."""
     contact = session.get(Contact, contact_id)
     if contact is None:

@@ -6,14 +6,14 @@ import logging
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Header, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from temporalio.client import Client
 from temporalio.service import RPCError
 from twilio.request_validator import RequestValidator
 
 from activities.types import CallFinished
-from api.deps import DbDep, SettingsDep, TemporalDep
+from api.deps import AttemptQuery, DbDep, SettingsDep, TemporalDep
 from api.errors import ApiError
 from store.attempts import StatusReport, apply_status, find_attempt, record_event
 from store.db import Database
@@ -30,7 +30,7 @@ async def call_status(
     settings: SettingsDep,
     temporal: TemporalDep,
     signature: Annotated[str | None, Header(alias="X-Twilio-Signature")] = None,
-    attempt: Annotated[int | None, Query()] = None,
+    attempt: AttemptQuery = None,
 ) -> Response:
     """Record a call status callback and tell the contact's workflow when final."""
     form = await request.form()

@@ -13,12 +13,12 @@ import logging
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Header, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from twilio.twiml.voice_response import VoiceResponse
 
 from activities.settings import campaign_settings
-from api.deps import DbDep, SettingsDep
+from api.deps import AttemptQuery, DbDep, SettingsDep
 from api.errors import ApiError
 from api.routes.twilio import verify_signature
 from config import Settings
@@ -63,7 +63,7 @@ async def answer_call(
     db: DbDep,
     settings: SettingsDep,
     signature: SignatureHeader = None,
-    attempt: Annotated[int | None, Query()] = None,
+    attempt: AttemptQuery = None,
 ) -> Response:
     """Return the TwiML for an answered call: agent, voicemail message or hang up."""
     params = await verified_form(request, settings, signature)

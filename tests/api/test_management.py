@@ -122,7 +122,9 @@ def test_campaign_without_contacts_rejected(client):
     )
 
     assert response.status_code == status.HTTP_422_UNPROCESSABLE_CONTENT
-    assert response.json()["error"]["code"] == "no_contacts"
+    assert "exactly one of import_id, contact_ids or all" in (
+        response.json()["error"]["message"]
+    )
 
 
 def test_start_twice_starts_one_workflow(client, temporal):
@@ -168,3 +170,73 @@ def test_expected_finish_counts_remaining_retries(client):
     # Two retries remain after the first attempt, an hour apart.
     assert before + timedelta(hours=2) <= finish
     assert finish <= datetime.now(UTC) + timedelta(hours=2)
+
+
+def test_unknown_setting_rejected(client):
+    import_id = import_csv(client).json()["import_id"]
+
+    response = create_campaign(client, import_id, max_attempt=2)
+
+    assert response.status_code == status.HTTP_422_UNPROCESSABLE_CONTENT
+    assert "max_attempt" in response.json()["error"]["message"]
+
+
+def test_selection_needs_exactly_one(client):
+    import_id = import_csv(client).json()["import_id"]
+    response = client.post(
+        "/campaigns",
+        json={
+            "name": "x",
+            "agent_id": create_agent(client),
+            "contacts": {"import_id": import_id, "all": True},
+        },
+    )
+
+    assert response.status_code == status.HTTP_422_UNPROCESSABLE_CONTENT
+    assert "exactly one" in response.json()["error"]["message"]
+
+
+def test_unknown_import_not_found(client):
+    response = create_campaign(client, 9999)
+
+    assert response.status_code == status.HTTP_404_NOT_FOUND
+    assert response.json()["error"]["message"] == "import 9999 not found"
+
+
+def test_unknown_contact_ids_listed(client):
+    import_csv(client)
+    response = client.post(
+        "/campaigns",
+        json={
+            "name": "x",
+            "agent_id": create_agent(client),
+            "contacts": {"contact_ids": [1, 99999]},
+        },
+    )
+
+    assert response.status_code == status.HTTP_422_UNPROCESSABLE_CONTENT
+    assert response.json()["error"]["details"] == {"missing_contact_ids": [99999]}
+
+
+def test_huge_id_is_invalid_not_500(client):
+    response = client.get("/campaigns/99999999999999999999")
+
+    assert response.status_code == status.HTTP_422_UNPROCESSABLE_CONTENT
+
+
+def test_unknown_consent_basis_rejected(client):
+    response = import_csv(client, consent_basis="bogus")
+
+    assert response.status_code == status.HTTP_422_UNPROCESSABLE_CONTENT
+    assert "unknown consent basis 'bogus'" in response.json()["error"]["message"]
+
+
+def test_members_filter_rejects_unknown_state(client):
+    import_id = import_csv(client).json()["import_id"]
+    campaign_id = create_campaign(client, import_id).json()["id"]
+
+    response = client.get(
+        f"/campaigns/{campaign_id}/members", params={"state": "bogus"}
+    )
+
+    assert response.status_code == status.HTTP_422_UNPROCESSABLE_CONTENT

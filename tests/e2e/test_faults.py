@@ -147,3 +147,34 @@ def _aware(value):
     from datetime import UTC
 
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+async def test_cancel_ends_every_open_member(dev_env, sqlite_db):
+    numbers = open_numbers(4)
+    scenario = Scenario(numbers={n: ("no-answer",) for n in numbers}, time_scale=0.001)
+
+    async with running_engine(dev_env, sqlite_db, scenario=scenario) as engine:
+        report = await engine.import_csv([{"phone": n} for n in numbers])
+        campaign_id = await engine.start_campaign(
+            report["import_id"], retry_delay_seconds=3600
+        )
+        await eventually(
+            lambda: _all_waiting(engine, campaign_id, len(numbers)), timeout=60
+        )
+        await engine.api.post(f"/campaigns/{campaign_id}/cancel")
+        campaign = await eventually(
+            lambda: _all_canceled(engine, campaign_id, len(numbers)), timeout=60
+        )
+
+    assert campaign["status"] == "canceled"
+    assert campaign["calls_placed"] == len(numbers)
+
+
+async def _all_waiting(engine, campaign_id: int, count: int) -> bool:
+    campaign = await engine.campaign(campaign_id)
+    return campaign["members_by_state"] == {"waiting": count}
+
+
+async def _all_canceled(engine, campaign_id: int, count: int):
+    campaign = await engine.campaign(campaign_id)
+    return campaign if campaign["members_by_state"] == {"canceled": count} else None
