@@ -6,12 +6,14 @@ import json
 import signal
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
+from api.schemas import CampaignSettingsIn
 from cli import answered
 from cli.admin import admin
 from cli.client import ApiClient, ApiFailure
@@ -20,6 +22,7 @@ from cli.progress import follow_campaign
 from cli.stack import EmbeddedStack, StackError, StackPorts, load_ports
 from cli.summary import build_summary, print_summary
 from config import DEFAULT_DATA_DIR
+from rules.window import CallingWindow, WindowError
 
 app = typer.Typer(
     help="Outbound calling campaigns for voice agents, on Temporal.",
@@ -184,28 +187,28 @@ def run(
         "max_concurrent_calls": max_concurrent_calls,
         "require_consent": require_consent,
     }
+    _check_settings(settings)
     ports = _ports(data_dir, temporal_port, ui_port, api_port, simulator_port)
     stack = EmbeddedStack(data_dir, ports, scenario=scenario)
     started_here = False
     if not stack.is_running():
         _start(stack, quiet=as_json)
         started_here = True
+    stopped = started_here and not keep_stack
     try:
         summary = _run_campaign(
             stack, contacts, settings, consent_basis, phone_column, quiet=as_json
         )
     except ApiFailure as error:
+        _leave(stack, started_here=started_here, stop=stopped)
         err_console.print(f"[red]{error}[/red]")
         raise typer.Exit(1) from None
     except BaseException:
+        # Interrupted or crashed: a stack this run started goes down with it.
         if started_here:
             stack.stop()
         raise
-    stopped = started_here and not keep_stack
-    if stopped:
-        stack.stop()
-    elif started_here:
-        stack.detach()
+    _leave(stack, started_here=started_here, stop=stopped)
     if as_json:
         console.print_json(json.dumps(summary, default=str))
     else:
@@ -259,6 +262,13 @@ def _run_campaign(
     report = client.import_contacts(
         contacts, consent_basis=consent_basis, phone_column=phone_column
     )
+    if report["created"] + report["updated"] == 0:
+        for rejected in report["rejected"]:
+            err_console.print(f"  row {rejected['row']}: {rejected['reason']}")
+        raise ApiFailure(
+            f"no contacts imported from {contacts}: "
+            f"{len(report['rejected'])} rows rejected (listed above)"
+        )
     simulator_url = f"http://127.0.0.1:{stack.ports.simulator}"
     agent_id = client.ensure_agent(
         DEMO_AGENT_NAME, DEMO_AGENT_NUMBER, f"{simulator_url}/agent/voice"
@@ -287,6 +297,16 @@ def _run_campaign(
     return summary
 
 
+def _leave(stack: EmbeddedStack, *, started_here: bool, stop: bool) -> None:
+    """Stop a stack this run started, or leave it running in the background."""
+    if not started_here:
+        return
+    if stop:
+        stack.stop()
+    else:
+        stack.detach()
+
+
 def _start(stack: EmbeddedStack, *, quiet: bool = False) -> None:
     if not quiet:
         err_console.print(f"Starting the embedded stack in {stack.data_dir} …")
@@ -313,6 +333,45 @@ def _print_places(
             "The stack keeps running in the background so that waiting contacts "
             "are called; `outbound down` stops it."
         )
+
+
+# The option of `outbound run` that sets each campaign setting.
+OPTION_OF_SETTING = {
+    "max_attempts": "--max-attempts",
+    "retry_delay_seconds": "--retry-delay",
+    "ring_timeout_seconds": "--ring-timeout",
+    "window_start": "--window-start",
+    "window_end": "--window-end",
+    "window_days": "--window-days",
+    "max_concurrent_calls": "--max-concurrent-calls",
+    "require_consent": "--require-consent",
+}
+
+
+def _check_settings(settings: dict[str, Any]) -> None:
+    """Check the campaign settings before anything is imported or started."""
+    try:
+        checked = CampaignSettingsIn(
+            **{k: v for k, v in settings.items() if v is not None}
+        )
+        CallingWindow.parse(
+            checked.window_start, checked.window_end, checked.window_days
+        )
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            field = str(item["loc"][0]) if item["loc"] else ""
+            option = OPTION_OF_SETTING.get(field, field)
+            message = item["msg"].removeprefix("Value error, ")
+            problems.append(f"{option}: {message}")
+        _fail("; ".join(problems))
+    except WindowError as error:
+        _fail(str(error))
+
+
+def _fail(message: str) -> NoReturn:
+    err_console.print(f"[red]Invalid option: {message}[/red]", markup=True)
+    raise typer.Exit(2)
 
 
 def _weekdays(text: str) -> list[int]:

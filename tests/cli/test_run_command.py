@@ -149,3 +149,35 @@ def test_second_stack_on_same_directory_refused(tmp_path):
         first.stop()
 
     assert first.running_pids() == {}
+
+
+def test_run_invalid_setting_starts_nothing(tmp_path):
+    result = run_outbound(
+        tmp_path / "state", "examples/contacts.csv", "--max-attempts", "0"
+    )
+
+    assert result.returncode == 2
+    assert "--max-attempts" in result.stderr
+    assert not (tmp_path / "state").exists()
+
+
+def test_run_all_rows_bad_lists_them(tmp_path):
+    contacts = tmp_path / "bad.csv"
+    contacts.write_text("phone\nabc\n1.2E+10\n")
+
+    result = run_outbound(tmp_path / "state", str(contacts))
+
+    assert result.returncode == 1
+    assert "row 2: not a phone number" in result.stderr
+    assert "row 3: a spreadsheet turned the number" in result.stderr
+    assert "no contacts imported" in result.stderr
+
+
+def test_failed_run_leaves_no_processes(tmp_path):
+    contacts = tmp_path / "bad.csv"
+    contacts.write_text("phone\nabc\n")
+
+    result = run_outbound(tmp_path / "state", str(contacts))
+
+    assert result.returncode == 1
+    assert not (tmp_path / "state" / "stack.json").exists()
