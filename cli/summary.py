@@ -52,6 +52,8 @@ def print_summary(console: Console, summary: dict[str, Any]) -> None:
     table.add_column("", style="bold")
     table.add_column("count", justify="right")
     table.add_row("contacts", str(summary["contacts"]))
+    for state, count in sorted(summary["contacts_by_state"].items()):
+        table.add_row(f"  {state.replace('_', ' ')}", str(count))
     table.add_row("calls placed", str(summary["calls_placed"]))
     for label, _outcome in OUTCOME_ROWS:
         table.add_row(f"  {label}", str(summary[label.replace(" ", "_")]))
