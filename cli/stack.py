@@ -121,6 +121,9 @@ class EmbeddedStack:
                 "OUTBOUND_TWILIO_AUTH_TOKEN": self.secrets.auth_token,
                 "OUTBOUND_TELEPHONY_API_URL": f"http://127.0.0.1:{self.ports.simulator}",
                 "OUTBOUND_PLAN_LINE_LIMIT": str(self.plan_line_limit),
+                # The simulator reads its token here rather than from its
+                # command line, where `ps` would show it.
+                "OUTBOUND_SIMULATOR_AUTH_TOKEN": self.secrets.auth_token,
                 # The simulator takes creates faster than a new Twilio account.
                 "OUTBOUND_CALLS_PER_SECOND": str(SIMULATOR_CALLS_PER_SECOND),
             }
@@ -283,8 +286,6 @@ class EmbeddedStack:
             str(self.ports.simulator),
             "--account-sid",
             self.secrets.account_sid,
-            "--auth-token",
-            self.secrets.auth_token,
         ]
         if self.scenario is not None:
             command += ["--scenario", str(self.scenario)]

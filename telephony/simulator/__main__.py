@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +19,9 @@ from telephony.simulator.config import (
     Faults,
     SimulatorConfig,
 )
+
+# Read when --auth-token is not given, so the token is not on the command line.
+AUTH_TOKEN_VARIABLE = "OUTBOUND_SIMULATOR_AUTH_TOKEN"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -36,8 +40,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--auth-token",
-        default=DEFAULT_AUTH_TOKEN,
-        help="auth token clients use; it also signs the status callbacks",
+        default=os.environ.get(AUTH_TOKEN_VARIABLE, DEFAULT_AUTH_TOKEN),
+        help=(
+            "auth token clients use; it also signs the status callbacks "
+            f"(default: ${AUTH_TOKEN_VARIABLE}, which keeps it out of `ps`)"
+        ),
     )
     parser.add_argument(
         "--time-scale",
