@@ -33,6 +33,10 @@ down: install
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Benchmarks print their figures and ratios; not part of `make test`.
+bench: install
+	$(BIN)/python -m bench.run_all
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
