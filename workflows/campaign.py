@@ -231,7 +231,21 @@ class CampaignWorkflow:
         )
         return unfinished == 0
 
+    def _describe(self) -> None:
+        """Say in words what the campaign is doing, for the web UI."""
+        state = self._state
+        text = (
+            f"{state.started} contacts started, {state.finished} finished, "
+            f"{len(self._active)} in flight"
+        )
+        if state.paused:
+            text = "paused: " + text
+        elif state.exhausted_pages:
+            text += "; every contact started, waiting for the rest to finish"
+        workflow.set_current_details(text)
+
     async def _wait_for_change(self) -> None:
+        self._describe()
         self._changed = False
         try:
             await workflow.wait_condition(
