@@ -97,6 +97,9 @@ async def test_two_workers_share_line_limit(dev_env, db, tmp_path):
     assert stats["creates_by_number"] == {n: 1 for n in numbers}
 
 
+# NOTE: the kill lands wherever the worker is. When it falls between taking a
+# line and creating the call, the attempt is resumed on the other worker after
+# the lease has expired, which is the case the live-call check below guards.
 async def test_killed_worker_lines_come_back(dev_env, sqlite_db, tmp_path):
     numbers = open_numbers(6)
     scenario = talking(numbers, talk_seconds=3.0)
