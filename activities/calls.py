@@ -35,7 +35,15 @@ from store.lines import (
     take_dial_slot,
     take_line,
 )
-from store.models import Agent, CallAttempt, Campaign, CampaignMember, Contact, utcnow
+from store.models import (
+    Agent,
+    CallAttempt,
+    Campaign,
+    CampaignMember,
+    Contact,
+    LineLease,
+    utcnow,
+)
 from telephony.outcome import (
     FINAL_STATUSES,
     PERMANENT_ERROR_CODES,
@@ -171,7 +179,7 @@ class CallActivities:
         if attempt.provider_sid is None:
             found = self._find_created_call(attempt)
             if found is None:
-                blocked = self._recheck(attempt)
+                blocked = self._recheck(attempt) or self._lost_line(attempt)
                 if blocked is not None:
                     return blocked
                 return self._create_call(attempt.id)
@@ -211,6 +219,26 @@ class CallActivities:
             wait_until=verdict.until,
             reason=verdict.reason,
             member_state=verdict.member_state,
+        )
+
+    def _lost_line(self, attempt: CallAttempt) -> PlaceCallResult | None:
+        """Give up an attempt whose line lease ran out before its call was made.
+
+        Its line may already carry another call, so dialling now could exceed
+        the plan's limit; the contact asks for a line again instead.
+        """
+        with self._db.session() as session:
+            lease = session.exec(
+                select(LineLease).where(LineLease.attempt_id == attempt.id)
+            ).first()
+            held = lease is not None and lease.expires_at > self._clock()
+        if held:
+            return None
+        self._forget_attempt(attempt.id)
+        return PlaceCallResult(
+            decision=Decision.WAIT,
+            wait_until=self._clock(),
+            reason="waiting for a free line",
         )
 
     def _find_created_call(self, attempt: CallAttempt) -> ProviderCall | None:

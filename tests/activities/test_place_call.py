@@ -408,3 +408,19 @@ def test_retry_not_dialled_before_due(world):
     assert result.wait_until == due
     assert result.reason == "retry 2 of 3 after no_answer"
     assert world.provider.creates == []
+
+
+def test_retry_after_lost_lease_waits(world):
+    member = world.member(world.campaign())
+    first = world.place(member)
+    with world.db.session() as session:
+        attempt = session.get(CallAttempt, first.attempt_id)
+        attempt.provider_sid, attempt.status = None, "creating"
+        session.commit()
+    world.provider.creates.clear()
+    world.clock.now += timedelta(hours=2)  # past the one-hour lease
+
+    again = world.place(member)
+
+    assert again.decision == Decision.WAIT
+    assert world.provider.creates == []
