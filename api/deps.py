@@ -27,7 +27,14 @@ def get_db(request: Request) -> Database:
 
 
 def get_session(db: Annotated[Database, Depends(get_db)]) -> Iterator[Session]:
-    with db.session() as session:
+    # A request's session may live across awaits and end on another thread,
+    # so it does not take the process's write turn (see Database.session).
+    with db.request_session() as session:
+        yield session
+
+
+def get_read_session(db: Annotated[Database, Depends(get_db)]) -> Iterator[Session]:
+    with db.read_session() as session:
         yield session
 
 
@@ -57,6 +64,8 @@ def require_api_key(
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DbDep = Annotated[Database, Depends(get_db)]
 SessionDep = Annotated[Session, Depends(get_session)]
+# For routes that only read: on SQLite they never wait for a writer.
+ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
 ApiKey = Depends(require_api_key)
 

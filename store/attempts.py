@@ -112,14 +112,18 @@ def find_attempt(
     """Find the attempt a callback is about, linking the call if it is new.
 
     The attempt id travels in the callback URL, so a call whose create response
-    was lost still finds its attempt through its first callback.
+    was lost still finds its attempt through its first callback. On
+    PostgreSQL the row stays locked until the session commits, so two
+    callbacks, or a callback and an activity, change it one after the other.
     """
     attempt = session.exec(
-        select(CallAttempt).where(CallAttempt.provider_sid == provider_sid)
+        select(CallAttempt)
+        .where(CallAttempt.provider_sid == provider_sid)
+        .with_for_update()
     ).first()
     if attempt is not None or attempt_id is None:
         return attempt
-    attempt = session.get(CallAttempt, attempt_id)
+    attempt = session.get(CallAttempt, attempt_id, with_for_update=True)
     if attempt is None:
         return None
     if attempt.provider_sid in (None, provider_sid):

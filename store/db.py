@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,8 +19,12 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine; SQLite gets WAL mode and a busy timeout."""
+def make_engine(url: str, *, read_only: bool = False) -> Engine:
+    """Create an engine; SQLite gets WAL mode and a busy timeout.
+
+    A read-only SQLite engine begins its transactions without the write lock
+    and refuses to write, so its sessions never wait for a writer.
+    """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -31,12 +36,16 @@ def make_engine(url: str) -> Engine:
             max_overflow=20,
         )
         event.listen(engine, "connect", _configure_sqlite)
-        event.listen(engine, "begin", _begin_immediate)
+        if read_only:
+            event.listen(engine, "connect", _refuse_writes)
+            event.listen(engine, "begin", _begin_deferred)
+        else:
+            event.listen(engine, "begin", _begin_immediate)
         return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
 
-def _configure_sqlite(dbapi_connection, _record) -> None:  # noqa: ANN001
+def _configure_sqlite(dbapi_connection, _record) -> None:
     # Let SQLAlchemy issue BEGIN itself so that every transaction can take the
     # write lock up front (see _begin_immediate).
     dbapi_connection.isolation_level = None
@@ -48,15 +57,24 @@ def _configure_sqlite(dbapi_connection, _record) -> None:  # noqa: ANN001
     cursor.close()
 
 
-def _begin_immediate(connection) -> None:  # noqa: ANN001
+def _begin_immediate(connection) -> None:
     # A deferred transaction that reads and then writes can fail with
     # "database is locked" without waiting; BEGIN IMMEDIATE waits for the lock
     # (up to the busy timeout) and serialises writers, which the line limiter
     # and the do-not-call check rely on.
-    # TODO(store): read-only sessions take the write lock too; under load that
-    # wait was most of the worker's and the API's time (bench/README.md), so
-    # taking it only in transactions that write would raise throughput.
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _begin_deferred(connection) -> None:
+    # In WAL mode a reader sees one snapshot and neither waits for the writer
+    # nor holds it up.
+    connection.exec_driver_sql("BEGIN")
+
+
+def _refuse_writes(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.close()
 
 
 def migrate(url: str) -> None:
@@ -68,15 +86,45 @@ def migrate(url: str) -> None:
 
 
 class Database:
-    """The engine and a session factory, shared by everything in one process."""
+    """The engines and session factories, shared by everything in one process."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        sqlite = url.startswith("sqlite")
+        self._read_engine = make_engine(url, read_only=True) if sqlite else self.engine
+        # SQLite has one write lock per file, and a connection that finds it
+        # taken sleeps for growing intervals before looking again, so under
+        # load the lock often sits free while every waiter sleeps. The threads
+        # of one process take turns here instead, and only the processes
+        # compete for SQLite's lock. Reentrant, so that a session opened
+        # inside another on the same thread behaves as it did before.
+        self._write_turn = threading.RLock() if sqlite else None
 
     @contextmanager
     def session(self) -> Iterator[Session]:
+        """A session that may write; on SQLite it holds the write lock."""
+        if self._write_turn is None:
+            with Session(self.engine, expire_on_commit=False) as session:
+                yield session
+            return
+        with self._write_turn, Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    @contextmanager
+    def request_session(self) -> Iterator[Session]:
+        """A session that may write and may be closed on another thread.
+
+        It waits for SQLite's write lock like any connection, without the
+        process's turn, which one thread must take and give back.
+        """
         with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A session that only reads; on SQLite it never waits for a writer."""
+        with Session(self._read_engine, expire_on_commit=False) as session:
             yield session
 
     def migrate(self) -> None:
@@ -84,3 +132,5 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._read_engine is not self.engine:
+            self._read_engine.dispose()

@@ -21,7 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from activities.types import MemberState, Outcome
-from api.deps import AttemptQuery, DbDep, SessionDep, SettingsDep, TemporalDep
+from api.deps import AttemptQuery, DbDep, ReadSessionDep, SettingsDep, TemporalDep
 from api.errors import ApiError
 from api.routes.dnc import wake_members
 from api.routes.voice import SignatureHeader, verified_form
@@ -61,7 +61,7 @@ def require_agent(
     """Return the id of the agent whose bearer token came with the request."""
     agent_id = None
     if credentials is not None:
-        with db.session() as session:
+        with db.read_session() as session:
             agent_id = agent_for_token(session, credentials.credentials)
     if agent_id is None:
         raise ApiError(
@@ -78,7 +78,7 @@ AgentDep = Annotated[int, Depends(require_agent)]
 
 @router.get("/calls/{call_sid}/context")
 def get_call_context(
-    call_sid: str, agent_id: AgentDep, session: SessionDep
+    call_sid: str, agent_id: AgentDep, session: ReadSessionDep
 ) -> CallContextOut:
     """Get what the agent needs for a live call: variables and its filled purpose."""
     attempt = _agent_call(session, call_sid, agent_id)
