@@ -13,6 +13,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.gate import Verdict, aware, check_before_dial
+from activities.policy import NextStep, next_step
 from activities.settings import campaign_settings
 from activities.types import (
     AttemptResult,
@@ -20,7 +21,6 @@ from activities.types import (
     Decision,
     FinishAttemptInput,
     MemberState,
-    MemberUpdate,
     PlaceCallInput,
     PlaceCallResult,
 )
@@ -120,44 +120,67 @@ class CallActivities:
 
     @activity.defn(name=names.ACTIVITY_FINISH_ATTEMPT)
     def finish_attempt(self, input: FinishAttemptInput) -> AttemptResult:
-        """Return the attempt's final result, asking the provider if needed."""
+        """Return the attempt's result, asking the provider if needed, and
+        once it is final record the member's next step in the same
+        transaction."""
         with self._db.session() as session:
-            attempt = _get(session, CallAttempt, input.attempt_id)
+            attempt = _get(session, CallAttempt, input.attempt_id, lock=True)
             if attempt.status not in FINAL_STATUSES and input.ask_provider:
                 self._apply_provider_status(session, attempt)
-            final = attempt.status in FINAL_STATUSES
-            if final:
-                release_line(session, attempt.id)
+            permanent = attempt.error_code in PERMANENT_ERROR_CODES
+            if attempt.status not in FINAL_STATUSES:
+                session.commit()
+                return AttemptResult(
+                    attempt_id=input.attempt_id, final=False, status=attempt.status
+                )
+            release_line(session, attempt.id)
+            step = next_step(
+                attempt.outcome,
+                permanent_failure=permanent,
+                attempts_made=input.attempts_made,
+                max_attempts=input.max_attempts,
+                retry_outcomes=input.retry_outcomes,
+                retry_delay_seconds=input.retry_delay_seconds,
+                now=input.now,
+            )
+            state = self._record_step(session, input, attempt.outcome, step)
             session.commit()
             return AttemptResult(
                 attempt_id=input.attempt_id,
-                final=final,
+                final=True,
                 status=attempt.status,
                 outcome=attempt.outcome,
-                permanent_failure=attempt.error_code in PERMANENT_ERROR_CODES,
+                permanent_failure=permanent,
+                member_state=state,
+                retry_at=step.retry_at if state == MemberState.WAITING else None,
+                reason=step.reason if state == MemberState.WAITING else None,
             )
 
-    @activity.defn(name=names.ACTIVITY_UPDATE_MEMBER)
-    def update_member(self, update: MemberUpdate) -> None:
-        with self._db.session() as session:
-            member = _get(session, CampaignMember, update.member_id)
-            # A do-not-call request (an agent's label, or the API) that came
-            # in while the call was ending outranks the state the workflow
-            # computed from the call.
-            if member.state != MemberState.DO_NOT_CALL:
-                member.state = update.state
-            member.attempts_made = update.attempts_made
-            member.last_outcome = update.last_outcome
-            member.final_outcome = update.final_outcome
-            member.next_attempt_at = update.next_attempt_at
-            member.retry_due_at = update.next_attempt_at
-            member.reason = update.reason
-            member.updated_at = self._clock()
-            session.add(member)
-            session.commit()
+    def _record_step(
+        self,
+        session: Session,
+        input: FinishAttemptInput,
+        outcome: str | None,
+        step: NextStep,
+    ) -> str:
+        """Write the member's state after an attempt; return the state kept."""
+        member = _get(session, CampaignMember, input.member_id)
+        # A do-not-call request (an agent's label, or the API) that came in
+        # while the call was ending outranks the state computed from the call.
+        if member.state != MemberState.DO_NOT_CALL:
+            member.state = step.state
+            member.reason = step.reason
+            member.final_outcome = None if step.retry_at else outcome
+            member.next_attempt_at = step.retry_at
+            member.retry_due_at = step.retry_at
+        member.attempts_made = input.attempts_made
+        member.last_outcome = outcome
+        member.updated_at = self._clock()
+        session.add(member)
+        return member.state
 
     def _existing_attempt(self, input: PlaceCallInput) -> CallAttempt | None:
-        with self._db.session() as session:
+        with self._db.read_session() as session:
             return session.exec(
                 select(CallAttempt).where(
                     CallAttempt.member_id == input.member_id,
@@ -227,7 +250,7 @@ class CallActivities:
         Its line may already carry another call, so dialling now could exceed
         the plan's limit; the contact asks for a line again instead.
         """
-        with self._db.session() as session:
+        with self._db.read_session() as session:
             lease = session.exec(
                 select(LineLease).where(LineLease.attempt_id == attempt.id)
             ).first()
@@ -242,7 +265,7 @@ class CallActivities:
         )
 
     def _find_created_call(self, attempt: CallAttempt) -> ProviderCall | None:
-        with self._db.session() as session:
+        with self._db.read_session() as session:
             campaign = _get(session, Campaign, attempt.campaign_id)
             agent = _get(session, Agent, campaign.agent_id)
             linked = set(
@@ -332,7 +355,7 @@ class CallActivities:
             return False
         return take_dial_slot(session, now, self._config.calls_per_second)
 
-    def _record_verdict(self, session: Session, member: CampaignMember, verdict, now):  # noqa: ANN001, ANN202
+    def _record_verdict(self, session: Session, member: CampaignMember, verdict, now):
         member.reason = verdict.reason
         member.updated_at = now
         if verdict.decision == Decision.NEVER:
@@ -345,7 +368,7 @@ class CallActivities:
         session.add(member)
 
     def _create_call(self, attempt_id: int) -> PlaceCallResult:
-        with self._db.session() as session:
+        with self._db.read_session() as session:
             attempt = _get(session, CallAttempt, attempt_id)
             campaign = _get(session, Campaign, attempt.campaign_id)
             agent = _get(session, Agent, campaign.agent_id)
@@ -382,7 +405,9 @@ class CallActivities:
 
     def _mark_dialed(self, attempt_id: int, sid: str) -> PlaceCallResult:
         with self._db.session() as session:
-            attempt = _get(session, CallAttempt, attempt_id)
+            # The row is locked while it changes, and a final status that a
+            # callback stored meanwhile is never set back to queued.
+            attempt = _get(session, CallAttempt, attempt_id, lock=True)
             if attempt.provider_sid is None:
                 attempt.provider_sid = sid
             if attempt.status == "creating":
@@ -475,8 +500,11 @@ def _report(call: ProviderCall) -> StatusReport:
     )
 
 
-def _get(session: Session, model, key: int):  # noqa: ANN001, ANN202
-    row = session.get(model, key)
+def _get(session: Session, model, key: int, *, lock: bool = False):
+    # On PostgreSQL, lock=True holds the row until commit, so a webhook and an
+    # activity changing the same attempt take turns; SQLite's write lock
+    # already serialises them.
+    row = session.get(model, key, with_for_update=lock or None)
     if row is None:
         raise ApplicationError(
             f"{model.__name__} {key} not found", type="NotFound", non_retryable=True

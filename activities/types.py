@@ -186,6 +186,14 @@ class PlaceCallResult:
 @dataclass(frozen=True)
 class FinishAttemptInput:
     attempt_id: int
+    member_id: int
+    # Attempts made so far, this one included.
+    attempts_made: int
+    max_attempts: int
+    retry_outcomes: tuple[str, ...]
+    retry_delay_seconds: int
+    # The workflow's time, from which a retry is timed.
+    now: datetime
     # True when the wait for the final status timed out and the provider must
     # be asked.
     ask_provider: bool = False
@@ -198,16 +206,10 @@ class AttemptResult:
     status: str
     outcome: str | None = None
     permanent_failure: bool = False
-
-
-@dataclass(frozen=True)
-class MemberUpdate:
-    member_id: int
-    state: str
-    attempts_made: int
-    last_outcome: str | None = None
-    final_outcome: str | None = None
-    next_attempt_at: datetime | None = None
+    # Set once the attempt is final: the member's state as recorded, and
+    # for a retry its time and reason.
+    member_state: str | None = None
+    retry_at: datetime | None = None
     reason: str | None = None
 
 
@@ -223,3 +225,36 @@ class CallFinished:
 class WakeInput:
     campaign_id: int
     campaign_workflow_id: str
+
+
+# Results and queries of the workflows. They live here, outside the workflow
+# modules, because the sandbox runs a workflow's module again for every run.
+
+
+@dataclass(frozen=True)
+class ContactResult:
+    member_id: int
+    state: str
+    attempts_made: int
+    last_outcome: str | None = None
+
+
+@dataclass(frozen=True)
+class ContactProgress:
+    member_id: int
+    state: str
+    attempts_made: int
+    max_attempts: int
+    wait_until: datetime | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class CampaignProgress:
+    campaign_id: int
+    paused: bool
+    canceled: bool
+    started: int
+    finished: int
+    active: int
+    all_started: bool

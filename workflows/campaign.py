@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import timedelta
 
 from temporalio import workflow
@@ -14,12 +14,13 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from activities.types import (
         CampaignInput,
+        CampaignProgress,
         CampaignState,
         ContactInput,
         MemberRef,
-        WakeInput,
         MembersPage,
         MembersPageInput,
+        WakeInput,
     )
     from workflows import names
     from workflows.contact import ContactWorkflow
@@ -32,6 +33,10 @@ MAX_ACTIVE_CONTACTS = 300
 # has more than this many pending children and its history stays small.
 MAX_STARTS_PER_RUN = 400
 PAGE_SIZE = 100
+# A running campaign starts more contacts once this share of its room is
+# free, so that it reads members and starts children in batches rather than
+# one at a time as contacts finish.
+REFILL_FRACTION = 4
 # A call's final status normally arrives within seconds of its end; a contact
 # asks the provider itself when none has come this long after the ring
 # timeout, and then every status_poll_seconds while the call is live.
@@ -39,17 +44,6 @@ STATUS_CHECK_MARGIN_SECONDS = 15
 # How often a campaign with nothing to start checks the database for members
 # still open, in case a contact's notice was lost.
 RECONCILE_EVERY = timedelta(minutes=5)
-
-
-@dataclass(frozen=True)
-class CampaignProgress:
-    campaign_id: int
-    paused: bool
-    canceled: bool
-    started: int
-    finished: int
-    active: int
-    all_started: bool
 
 
 @workflow.defn(name="CampaignWorkflow")
@@ -119,6 +113,17 @@ class CampaignWorkflow:
     async def run(self, input: CampaignInput) -> CampaignProgress:
         if input.state is None:
             workflow.logger.info("Campaign %s started", input.campaign_id)
+        # The run's end drops the pending timer; no need to cancel it.
+        asyncio.create_task(self._reconcile_now_and_then())
+        await self._run_until_done()
+        workflow.logger.info(
+            "Campaign %s %s",
+            input.campaign_id,
+            "canceled" if self._state.canceled else "finished",
+        )
+        return self.progress()
+
+    async def _run_until_done(self) -> None:
         while True:
             if self._status_pending and not self._state.canceled:
                 status, self._status_pending = self._status_pending, None
@@ -139,20 +144,16 @@ class CampaignWorkflow:
             ):
                 await self._continue_as_new()
             await self._wait_for_change()
-        workflow.logger.info(
-            "Campaign %s %s",
-            input.campaign_id,
-            "canceled" if self._state.canceled else "finished",
-        )
-        return self.progress()
 
     def _can_start_more(self) -> bool:
-        return (
-            not self._state.paused
-            and not self._state.exhausted_pages
-            and len(self._active) < self._max_active
-            and self._starts_this_run < self._max_starts
-        )
+        if self._state.paused or self._state.exhausted_pages:
+            return False
+        free = self._max_active - len(self._active)
+        starts_left = self._max_starts - self._starts_this_run
+        if free <= 0 or starts_left <= 0:
+            return False
+        batch = max(1, min(PAGE_SIZE, self._max_active // REFILL_FRACTION))
+        return free >= min(batch, starts_left)
 
     async def _start_next_page(self) -> None:
         room = min(
@@ -247,12 +248,15 @@ class CampaignWorkflow:
     async def _wait_for_change(self) -> None:
         self._describe()
         self._changed = False
-        try:
-            await workflow.wait_condition(
-                lambda: self._changed, timeout=RECONCILE_EVERY
-            )
-        except asyncio.TimeoutError:
+        await workflow.wait_condition(lambda: self._changed)
+
+    async def _reconcile_now_and_then(self) -> None:
+        # One timer for the whole run: a timeout on every wait would add a
+        # timer and its cancellation to the history at each change.
+        while True:
+            await workflow.sleep(RECONCILE_EVERY)
             self._reconcile_due = True
+            self._changed = True
 
     async def _wake_waiting_members(self) -> None:
         self._wake_pending = False

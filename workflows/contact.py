@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -11,37 +10,19 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.types import (
+        FINAL_MEMBER_STATES,
         AttemptResult,
         CallFinished,
         ContactInput,
+        ContactProgress,
+        ContactResult,
         Decision,
         FinishAttemptInput,
-        FINAL_MEMBER_STATES,
         MemberState,
-        MemberUpdate,
-        Outcome,
         PlaceCallInput,
         PlaceCallResult,
     )
     from workflows import names
-
-
-@dataclass(frozen=True)
-class ContactResult:
-    member_id: int
-    state: str
-    attempts_made: int
-    last_outcome: str | None = None
-
-
-@dataclass(frozen=True)
-class ContactProgress:
-    member_id: int
-    state: str
-    attempts_made: int
-    max_attempts: int
-    wait_until: datetime | None
-    reason: str | None
 
 
 @workflow.defn(name="ContactWorkflow")
@@ -105,9 +86,12 @@ class ContactWorkflow:
             self._attempts += 1
             self._set_state(MemberState.DIALING)
             attempt = await self._await_final_status(placed)
-            finished = await self._after_attempt(attempt)
-            if finished is not None:
-                return finished
+            state = attempt.member_state or MemberState.FAILED
+            if state in FINAL_MEMBER_STATES:
+                self._reason = None
+                self._set_state(state, outcome=attempt.outcome)
+                return self._result(attempt.outcome)
+            await self._wait(attempt.retry_at, attempt.reason)
 
     async def _place_call(self) -> PlaceCallResult:
         return await workflow.execute_activity(
@@ -124,75 +108,43 @@ class ContactWorkflow:
         )
 
     async def _await_final_status(self, placed: PlaceCallResult) -> AttemptResult:
+        """Wait for the webhook's word that the call ended, then record the end.
+
+        Without that word in time, the activity asks the provider, and asks
+        again every status_poll_seconds while the call is live.
+        """
         attempt_id = placed.attempt_id
         assert attempt_id is not None
         timeout = timedelta(seconds=self._input.status_check_seconds)
+        arrived = placed.attempt_final
         while True:
-            arrived = placed.attempt_final or await self._wait_for_signal(
-                lambda: attempt_id in self._finished, timeout
-            )
-            result = await workflow.execute_activity(
+            if not arrived:
+                arrived = await self._wait_for_signal(
+                    lambda: attempt_id in self._finished, timeout
+                )
+            # The signal is used once: should the database still say the
+            # call is live, the next round waits and asks the provider.
+            self._finished.pop(attempt_id, None)
+            result = await workflow.execute_local_activity(
                 names.ACTIVITY_FINISH_ATTEMPT,
-                FinishAttemptInput(attempt_id=attempt_id, ask_provider=not arrived),
+                FinishAttemptInput(
+                    attempt_id=attempt_id,
+                    member_id=self._input.member_id,
+                    attempts_made=self._attempts,
+                    max_attempts=self._input.max_attempts,
+                    retry_outcomes=self._input.retry_outcomes,
+                    retry_delay_seconds=self._input.retry_delay_seconds,
+                    now=workflow.now(),
+                    ask_provider=not arrived,
+                ),
                 result_type=AttemptResult,
                 start_to_close_timeout=names.SHORT_ACTIVITY_TIMEOUT,
                 retry_policy=names.DATABASE_RETRY,
             )
             if result.final:
                 return result
-            # The provider says the call is still live: look again later.
+            arrived = False
             timeout = timedelta(seconds=self._input.status_poll_seconds)
-
-    async def _after_attempt(self, attempt: AttemptResult) -> ContactResult | None:
-        outcome = attempt.outcome
-        if outcome == Outcome.ANSWERED:
-            return await self._finish(MemberState.ANSWERED, outcome)
-        retryable = outcome in self._input.retry_outcomes
-        if attempt.permanent_failure or not retryable:
-            return await self._finish(MemberState.FAILED, outcome)
-        if self._attempts >= self._input.max_attempts:
-            return await self._finish(MemberState.EXHAUSTED, outcome)
-        delay = timedelta(seconds=self._input.retry_delay_seconds)
-        next_at = workflow.now() + delay
-        reason = (
-            f"retry {self._attempts + 1} of {self._input.max_attempts} after {outcome}"
-        )
-        await self._update_member(
-            MemberState.WAITING, outcome, next_attempt_at=next_at, reason=reason
-        )
-        await self._wait(next_at, reason)
-        return None
-
-    async def _finish(self, state: str, outcome: str | None) -> ContactResult:
-        await self._update_member(state, outcome, final=True)
-        self._set_state(state)
-        if self._input.search_attributes and outcome is not None:
-            workflow.upsert_search_attributes([names.LAST_OUTCOME.value_set(outcome)])
-        return self._result(outcome)
-
-    async def _update_member(
-        self,
-        state: str,
-        outcome: str | None,
-        *,
-        final: bool = False,
-        next_attempt_at: datetime | None = None,
-        reason: str | None = None,
-    ) -> None:
-        await workflow.execute_activity(
-            names.ACTIVITY_UPDATE_MEMBER,
-            MemberUpdate(
-                member_id=self._input.member_id,
-                state=state,
-                attempts_made=self._attempts,
-                last_outcome=outcome,
-                final_outcome=outcome if final else None,
-                next_attempt_at=next_attempt_at,
-                reason=reason,
-            ),
-            start_to_close_timeout=names.SHORT_ACTIVITY_TIMEOUT,
-            retry_policy=names.DATABASE_RETRY,
-        )
 
     async def _wait(self, until: datetime | None, reason: str | None) -> None:
         """Sleep on a durable timer until ``until``, or until woken."""
@@ -213,10 +165,10 @@ class ContactWorkflow:
             await self._wait_for_signal(lambda: self._woken, delay)
         self._wait_until = None
 
-    async def _wait_for_signal(self, condition, timeout: timedelta) -> bool:  # noqa: ANN001
+    async def _wait_for_signal(self, condition, timeout: timedelta) -> bool:
         try:
             await workflow.wait_condition(condition, timeout=timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         return True
 
@@ -255,13 +207,20 @@ class ContactWorkflow:
                 text += f" ({self._reason})"
         workflow.set_current_details(text)
 
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: str, *, outcome: str | None = None) -> None:
         if state == self._state:
             return
         self._state = state
         self._describe()
-        if self._input.search_attributes:
-            workflow.upsert_search_attributes([names.MEMBER_STATE.value_set(state)])
+        # Dialling lasts only as long as a call, so it is left out of the
+        # search attributes: each upsert is an event in the history and a
+        # write to the visibility store, about a tenth of a contact's cost
+        # on the server. The web UI's current details still show it.
+        if self._input.search_attributes and state != MemberState.DIALING:
+            updates = [names.MEMBER_STATE.value_set(state)]
+            if outcome is not None:
+                updates.append(names.LAST_OUTCOME.value_set(outcome))
+            workflow.upsert_search_attributes(updates)
 
     def _result(self, outcome: str | None) -> ContactResult:
         return ContactResult(

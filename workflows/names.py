@@ -17,7 +17,6 @@ from temporalio.common import (
 
 ACTIVITY_PLACE_CALL = "place_call"
 ACTIVITY_FINISH_ATTEMPT = "finish_attempt"
-ACTIVITY_UPDATE_MEMBER = "update_member"
 ACTIVITY_LIST_MEMBERS = "list_members"
 ACTIVITY_COUNT_UNFINISHED = "count_unfinished"
 ACTIVITY_SET_CAMPAIGN_STATUS = "set_campaign_status"

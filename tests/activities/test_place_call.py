@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -99,7 +101,7 @@ class World:
             session.commit()
             return member.id
 
-    def place(self, member_id: int, attempt_no: int = 1):  # noqa: ANN201
+    def place(self, member_id: int, attempt_no: int = 1):
         with self.db.session() as session:
             campaign_id = session.get(CampaignMember, member_id).campaign_id
         result = ActivityEnvironment().run(
@@ -347,19 +349,122 @@ def test_retried_activity_rechecks_list(world):
     assert world.provider.creates == []
 
 
+def finish(world: World, member_id: int, attempt_id: int, attempts_made: int = 1):
+    return ActivityEnvironment().run(
+        world.activities.finish_attempt,
+        FinishAttemptInput(
+            attempt_id=attempt_id,
+            member_id=member_id,
+            attempts_made=attempts_made,
+            max_attempts=3,
+            retry_outcomes=("no_answer", "busy", "voicemail"),
+            retry_delay_seconds=4 * 3600,
+            now=NOON_EASTERN,
+        ),
+    )
+
+
 def test_finish_releases_line(world):
     member = world.member(world.campaign())
     placed = world.place(member)
     world.end_call(placed.attempt_id, "completed")
 
-    result = ActivityEnvironment().run(
-        world.activities.finish_attempt, FinishAttemptInput(placed.attempt_id)
-    )
+    result = finish(world, member, placed.attempt_id)
 
     assert result.final is True
     assert result.outcome == "answered"
+    assert result.member_state == "answered"
     with world.db.session() as session:
         assert session.exec(select(LineLease)).all() == []
+        row = session.get(CampaignMember, member)
+    assert row.state == "answered"
+    assert row.final_outcome == "answered"
+
+
+def test_finish_records_the_retry_with_the_end(world):
+    member = world.member(world.campaign())
+    placed = world.place(member)
+    world.end_call(placed.attempt_id, "no-answer")
+
+    result = finish(world, member, placed.attempt_id)
+
+    retry_at = NOON_EASTERN + timedelta(hours=4)
+    assert (result.member_state, result.retry_at) == ("waiting", retry_at)
+    assert result.reason == "retry 2 of 3 after no_answer"
+    with world.db.session() as session:
+        row = session.get(CampaignMember, member)
+    assert row.state == "waiting"
+    assert row.final_outcome is None
+    assert row.last_outcome == "no_answer"
+    assert row.retry_due_at.replace(tzinfo=UTC) == retry_at
+
+
+def test_finish_after_last_attempt_exhausts(world):
+    member = world.member(world.campaign())
+    placed = world.place(member, attempt_no=3)
+    world.end_call(placed.attempt_id, "busy")
+
+    result = finish(world, member, placed.attempt_id, attempts_made=3)
+
+    assert (result.member_state, result.retry_at) == ("exhausted", None)
+    with world.db.session() as session:
+        row = session.get(CampaignMember, member)
+    assert (row.state, row.final_outcome, row.attempts_made) == ("exhausted", "busy", 3)
+
+
+def test_finish_keeps_do_not_call_set_during_the_call(world):
+    member = world.member(world.campaign())
+    placed = world.place(member)
+    world.end_call(placed.attempt_id, "no-answer")
+    with world.db.session() as session:
+        row = session.get(CampaignMember, member)
+        row.state = "do_not_call"
+        session.add(row)
+        session.commit()
+
+    result = finish(world, member, placed.attempt_id)
+
+    assert (result.member_state, result.retry_at) == ("do_not_call", None)
+    with world.db.session() as session:
+        assert session.get(CampaignMember, member).state == "do_not_call"
+
+
+def test_live_call_leaves_member_alone(world):
+    member = world.member(world.campaign())
+    placed = world.place(member)
+
+    result = finish(world, member, placed.attempt_id)
+
+    assert (result.final, result.member_state) == (False, None)
+    with world.db.session() as session:
+        assert session.get(CampaignMember, member).state == "dialing"
+        assert len(session.exec(select(LineLease)).all()) == 1
+
+
+def test_final_status_stored_while_dialled_mark_waits_is_kept(world):
+    """A callback's final status is never set back to queued by the dialler."""
+    member = world.member(world.campaign())
+    reserved = world.activities._try_reserve(PlaceCallInput(1, member, 1))
+    attempt_id = reserved.attempt_id
+    marked: list = []
+    with world.db.session() as session:
+        # The callback's transaction holds the attempt while the dialler
+        # tries to mark it dialled.
+        attempt = session.get(CallAttempt, attempt_id, with_for_update=True)
+        dialler = threading.Thread(
+            target=lambda: marked.append(
+                world.activities._mark_dialed(attempt_id, "CA" + "1" * 32)
+            )
+        )
+        dialler.start()
+        time.sleep(0.3)
+        apply_status(session, attempt, StatusReport("CA" + "1" * 32, "completed"))
+        session.commit()
+    dialler.join(timeout=30)
+
+    assert marked and marked[0].attempt_final is True
+    with world.db.session() as session:
+        assert session.get(CallAttempt, attempt_id).status == "completed"
 
 
 def test_pacer_spaces_call_creation(world):

@@ -18,7 +18,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
 
 from activities.settings import settings_from_dict
-from activities.types import CampaignInput
+from activities.types import CampaignInput, CampaignProgress
 from store.db import Database
 from store.models import CallAttempt, Campaign, CampaignMember, utcnow
 from telephony.scenario import Scenario
@@ -26,7 +26,7 @@ from tests.conftest import BIN_DIR, eventually
 from tests.engine import WIDE_WINDOW, Engine, open_numbers, running_engine
 from tests.scale import campaign_runs, contact_workflow_runs
 from workflows import names
-from workflows.campaign import CampaignProgress, CampaignWorkflow
+from workflows.campaign import CampaignWorkflow
 
 CONTACTS = 50
 STARTS_PER_RUN = 10

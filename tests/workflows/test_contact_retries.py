@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from temporalio import activity
@@ -11,13 +12,13 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.policy import next_step
 from activities.types import (
     AttemptResult,
     CallFinished,
     ContactInput,
     Decision,
     FinishAttemptInput,
-    MemberUpdate,
     Outcome,
     PlaceCallInput,
     PlaceCallResult,
@@ -34,9 +35,12 @@ class FakeCalls:
 
     outcomes: list[str]
     final_at_once: bool = True
+    # The attempt reads as live until the provider is asked.
+    live_until_asked: bool = False
     dials: list[datetime] = field(default_factory=list)
     asked_provider: list[bool] = field(default_factory=list)
-    updates: list[MemberUpdate] = field(default_factory=list)
+    # (member state, retry time) returned after each final attempt.
+    steps: list[tuple[str | None, datetime | None]] = field(default_factory=list)
 
     @activity.defn(name=names.ACTIVITY_PLACE_CALL)
     async def place_call(self, input: PlaceCallInput) -> PlaceCallResult:
@@ -50,22 +54,36 @@ class FakeCalls:
     @activity.defn(name=names.ACTIVITY_FINISH_ATTEMPT)
     async def finish_attempt(self, input: FinishAttemptInput) -> AttemptResult:
         self.asked_provider.append(input.ask_provider)
-        outcome = self.outcomes[min(input.attempt_id, len(self.outcomes)) - 1]
-        permanent = outcome == PERMANENT
+        if self.live_until_asked and not input.ask_provider:
+            return AttemptResult(
+                attempt_id=input.attempt_id, final=False, status="queued"
+            )
+        scripted = self.outcomes[min(input.attempt_id, len(self.outcomes)) - 1]
+        permanent = scripted == PERMANENT
+        outcome = Outcome.FAILED if permanent else scripted
+        step = next_step(
+            outcome,
+            permanent_failure=permanent,
+            attempts_made=input.attempts_made,
+            max_attempts=input.max_attempts,
+            retry_outcomes=input.retry_outcomes,
+            retry_delay_seconds=input.retry_delay_seconds,
+            now=input.now,
+        )
+        self.steps.append((step.state, step.retry_at))
         return AttemptResult(
             attempt_id=input.attempt_id,
             final=True,
             status="failed" if permanent else "completed",
-            outcome=Outcome.FAILED if permanent else outcome,
+            outcome=outcome,
             permanent_failure=permanent,
+            member_state=step.state,
+            retry_at=step.retry_at,
+            reason=step.reason,
         )
 
-    @activity.defn(name=names.ACTIVITY_UPDATE_MEMBER)
-    async def update_member(self, update: MemberUpdate) -> None:
-        self.updates.append(update)
-
     def activities(self) -> list:
-        return [self.place_call, self.finish_attempt, self.update_member]
+        return [self.place_call, self.finish_attempt]
 
 
 def contact_input(member_id: int = 1, **overrides: object) -> ContactInput:
@@ -98,7 +116,7 @@ async def run_contact(
 
 
 def gaps(dials: list[datetime]) -> list[timedelta]:
-    return [later - earlier for earlier, later in zip(dials, dials[1:])]
+    return [later - earlier for earlier, later in pairwise(dials)]
 
 
 async def test_never_answered_dialled_three_times(time_skipping_env, task_queue):
@@ -109,7 +127,12 @@ async def test_never_answered_dialled_three_times(time_skipping_env, task_queue)
     assert len(fake.dials) == 3
     assert [round(g.total_seconds() / 3600) for g in gaps(fake.dials)] == [4, 4]
     assert result.state == "exhausted"
-    assert fake.updates[-1].final_outcome == Outcome.NO_ANSWER
+    assert result.last_outcome == Outcome.NO_ANSWER
+    # Each retry waited until the time the attempt's end recorded.
+    assert [state for state, _ in fake.steps] == ["waiting", "waiting", "exhausted"]
+    for (_, retry_at), dial in zip(fake.steps, fake.dials[1:]):
+        assert retry_at is not None
+        assert timedelta(0) <= dial - retry_at < timedelta(minutes=1)
 
 
 async def test_answered_on_second_attempt_stops(time_skipping_env, task_queue):
@@ -189,3 +212,16 @@ async def test_outcome_not_retried_ends_failed(time_skipping_env, task_queue, ou
 
     assert len(fake.dials) == 1
     assert result.state == "failed"
+
+
+async def test_signal_then_live_call_asks_provider_after_poll(
+    time_skipping_env, task_queue
+):
+    # The webhook said the call ended, but the database still holds it live:
+    # the contact uses the signal once, then waits and asks the provider.
+    fake = FakeCalls([Outcome.ANSWERED], final_at_once=True, live_until_asked=True)
+
+    result = await run_contact(time_skipping_env, task_queue, fake)
+
+    assert result.state == "answered"
+    assert fake.asked_provider == [False, True]

@@ -1,0 +1,46 @@
+"""What a contact's membership becomes after one attempt ends.
+
+The activity that records the end of an attempt applies this in the same
+transaction as the attempt's final status, and returns it to the workflow,
+which sleeps until the retry time or finishes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from activities.types import MemberState, Outcome
+
+
+@dataclass(frozen=True)
+class NextStep:
+    state: str
+    # Set for a retry: the earliest time of the next attempt.
+    retry_at: datetime | None = None
+    # Why the contact waits; no personal data.
+    reason: str | None = None
+
+
+def next_step(
+    outcome: str | None,
+    *,
+    permanent_failure: bool,
+    attempts_made: int,
+    max_attempts: int,
+    retry_outcomes: tuple[str, ...],
+    retry_delay_seconds: int,
+    now: datetime,
+) -> NextStep:
+    """Decide between answered, failed, exhausted and a retry after a delay."""
+    if outcome == Outcome.ANSWERED:
+        return NextStep(MemberState.ANSWERED)
+    if permanent_failure or outcome not in retry_outcomes:
+        return NextStep(MemberState.FAILED)
+    if attempts_made >= max_attempts:
+        return NextStep(MemberState.EXHAUSTED)
+    return NextStep(
+        MemberState.WAITING,
+        retry_at=now + timedelta(seconds=retry_delay_seconds),
+        reason=f"retry {attempts_made + 1} of {max_attempts} after {outcome}",
+    )
