@@ -190,7 +190,15 @@ async def running_engine(
         provider = simulator.provider(timeout_seconds=provider_timeout)
         with ThreadPoolExecutor(max_workers=100) as executor:
             worker = (
-                build_worker(env.client, settings, db, provider, executor, clock=clock)
+                build_worker(
+                    env.client,
+                    settings,
+                    db,
+                    provider,
+                    executor,
+                    clock=clock,
+                    sandboxed=True,
+                )
                 if in_process_worker
                 else nullcontext()
             )
@@ -227,7 +235,7 @@ def _api(
         database_url=db.url,
     )
 
-    async def temporal():  # noqa: ANN202
+    async def temporal():
         return env.client
 
     app = create_app(settings, db=db, temporal=temporal)
