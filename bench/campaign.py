@@ -115,7 +115,7 @@ async def run_campaign(
     """
     started = await start_campaign(engine, numbers, settings)
     await wait_finished(
-        engine.db, started.campaign_id, started.started + timeout, on_progress
+        engine, started.campaign_id, started.started + timeout, on_progress
     )
     return CampaignRun(
         campaign_id=started.campaign_id,
@@ -126,14 +126,21 @@ async def run_campaign(
 
 
 async def wait_finished(
-    db: Database,
+    engine: EngineProcesses,
     campaign_id: int,
     deadline: float,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> None:
-    """Poll the database until the campaign's status is finished."""
+    """Poll the database until the campaign's status is finished.
+
+    Raises:
+        TimeoutError: the deadline passed first.
+        RuntimeError: one of the engine's processes ended.
+    """
+    db = engine.db
     next_report = time.monotonic() + PROGRESS_EVERY_SECONDS
     while True:
+        engine.check_running()
         status = await asyncio.to_thread(_status, db, campaign_id)
         if status == CampaignStatus.FINISHED:
             return
@@ -151,7 +158,7 @@ async def wait_finished(
 
 
 def _status(db: Database, campaign_id: int) -> str:
-    with db.session() as session:
+    with db.read_session() as session:
         campaign = session.get(Campaign, campaign_id)
         assert campaign is not None
         return campaign.status
@@ -159,7 +166,7 @@ def _status(db: Database, campaign_id: int) -> str:
 
 def final_members(db: Database, campaign_id: int) -> tuple[int, int]:
     """Return how many members are final, and how many there are."""
-    with db.session() as session:
+    with db.read_session() as session:
         rows = session.exec(
             select(CampaignMember.state, func.count())
             .where(CampaignMember.campaign_id == campaign_id)

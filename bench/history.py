@@ -72,7 +72,10 @@ async def measure(contacts: int, budget: float, database: str) -> Figure:
             campaign = await start_campaign(engine, numbers)
             try:
                 await wait_finished(
-                    db, campaign.campaign_id, campaign.started + budget, print_progress
+                    engine,
+                    campaign.campaign_id,
+                    campaign.started + budget,
+                    print_progress,
                 )
             except TimeoutError as error:
                 print(f"  stopped at the budget: {error}")

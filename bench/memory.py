@@ -107,7 +107,7 @@ async def run_size(
         )
         try:
             await wait_finished(
-                db, campaign.campaign_id, campaign.started + budget, print_progress
+                engine, campaign.campaign_id, campaign.started + budget, print_progress
             )
         except TimeoutError as error:
             print(f"  stopped at the budget: {error}")

@@ -217,6 +217,21 @@ class EngineProcesses:
             if process is not None:
                 stop_process(process)
 
+    def check_running(self) -> None:
+        """Raise RuntimeError naming a process of the engine that has ended."""
+        named = [("the simulator", self.simulator, "simulator.log")]
+        named.append(("the API", self.api, "api.log"))
+        named += [
+            (f"worker {index}", process, f"worker-{index}.log")
+            for index, process in enumerate(self.workers)
+        ]
+        for name, process, log in named:
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(
+                    f"{name} exited with code {process.returncode}; "
+                    f"see {self.data_dir / log}"
+                )
+
     def environment(self) -> dict[str, str]:
         """Build the environment the API and the workers run with."""
         env = dict(os.environ)
