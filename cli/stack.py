@@ -297,6 +297,7 @@ class EmbeddedStack:
             env=env,
             capture_output=True,
             text=True,
+            check=False,
         )
         if result.returncode != 0:
             raise StackError(f"database migration failed:\n{result.stderr[-2000:]}")
@@ -320,7 +321,7 @@ class EmbeddedStack:
 
         self._wait_until(open_port, what)
 
-    def _wait_until(self, ready, what: str) -> None:  # noqa: ANN001
+    def _wait_until(self, ready, what: str) -> None:
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
         while not ready():
             failed = self.failed_process()

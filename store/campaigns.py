@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, literal, select as sa_select
+from sqlalchemy import func, insert, literal
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from activities.types import MemberState

@@ -130,8 +130,7 @@ def _read_rows(stream: BinaryIO) -> Iterator[list[str]]:
         text.seek(0)
         delimiter = max((",", ";", "\t"), key=sample.split("\n", 1)[0].count)
         reader = csv.reader(text, delimiter=delimiter, strict=True)
-        for cells in reader:
-            yield cells
+        yield from reader
     except UnicodeDecodeError as error:
         raise ValueError(
             f"the do-not-call file is not UTF-8 text ({error.reason} at byte "

@@ -12,9 +12,8 @@ from typing import Any
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-from store.types import UtcDateTime
-
 from store.models import utcnow
+from store.types import UtcDateTime
 
 
 class ContactImport(SQLModel, table=True):

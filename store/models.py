@@ -9,9 +9,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from store.types import UtcDateTime
-
 from activities.types import FINAL_MEMBER_STATES, MemberState
+from store.types import UtcDateTime
 
 __all__ = ["FINAL_MEMBER_STATES", "MemberState"]
 

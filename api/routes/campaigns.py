@@ -258,9 +258,11 @@ def active_contacts_for(plan_line_limit: int) -> int:
 
 def _check_selection(session: Session, selection: ContactSelection) -> None:
     """Reject an unknown import or contact ids rather than silently skip them."""
-    if selection.import_id is not None:
-        if session.get(ContactImport, selection.import_id) is None:
-            raise not_found("import", selection.import_id)
+    if (
+        selection.import_id is not None
+        and session.get(ContactImport, selection.import_id) is None
+    ):
+        raise not_found("import", selection.import_id)
     if selection.contact_ids is not None:
         wanted = set(selection.contact_ids)
         found = set(

@@ -147,7 +147,7 @@ def _add(
         return added, waiting_members(session, phone)
 
 
-def _import(db: Database, file: UploadFile, region: str):  # noqa: ANN202
+def _import(db: Database, file: UploadFile, region: str):
     with db.session() as session:
         result = import_numbers(
             session, file.file, region=region, source=f"import of {file.filename}"

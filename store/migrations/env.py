@@ -2,11 +2,11 @@
 
 from alembic import context
 from sqlalchemy import create_engine, pool
-
-import store.imports  # noqa: F401  (registers the tables on SQLModel.metadata)
-import store.models  # noqa: F401
-import store.reports  # noqa: F401
 from sqlmodel import SQLModel
+
+import store.imports
+import store.models
+import store.reports  # noqa: F401
 
 target_metadata = SQLModel.metadata
 

@@ -122,8 +122,9 @@ def test_campaign_without_contacts_rejected(client):
     )
 
     assert response.status_code == status.HTTP_422_UNPROCESSABLE_CONTENT
-    assert "exactly one of import_id, contact_ids or all" in (
-        response.json()["error"]["message"]
+    assert (
+        "exactly one of import_id, contact_ids or all"
+        in (response.json()["error"]["message"])
     )
 
 

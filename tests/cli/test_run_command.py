@@ -43,7 +43,7 @@ def run_outbound(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]
         "--simulator-port", str(simulator),
         "--no-keep-stack",
     ]  # fmt: skip
-    return subprocess.run(
+    return subprocess.run(  # noqa: PLW1510
         command,
         cwd=ROOT,
         capture_output=True,
@@ -109,7 +109,7 @@ def test_duration_round_trips():
 
 
 def test_run_rejects_port_out_of_range(tmp_path):
-    result = subprocess.run(
+    result = subprocess.run(  # noqa: PLW1510
         [str(OUTBOUND), "run", "examples/contacts.csv", "--data-dir", str(tmp_path),
          "--temporal-port", "99999"],
         cwd=ROOT, capture_output=True, text=True, timeout=60, env=WIDE,
@@ -125,7 +125,7 @@ def test_status_without_stack_says_how_to_start(tmp_path):
     (tmp_path / "ports.json").write_text(json.dumps(dict(zip(
         ("temporal", "ui", "api", "simulator"), free_ports(4)))))  # fmt: skip
 
-    result = subprocess.run(
+    result = subprocess.run(  # noqa: PLW1510
         [str(OUTBOUND), "status", "1", "--data-dir", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=60, env=WIDE,
     )  # fmt: skip
