@@ -56,10 +56,10 @@ def build_worker(
 ) -> Worker:
     """Build the worker; ``sandboxed`` runs the workflows in Temporal's sandbox.
 
-    The sandbox runs a workflow's module again for every workflow run, which
-    cost about a sixth of the worker's CPU per contact. The worker in
-    production runs without it; the tests run the same workflows inside it,
-    so code the sandbox forbids still fails there.
+    The sandbox imports a workflow's module again for every run. In a py-spy
+    profile of the worker during `python -m bench.throughput` that took about
+    a sixth of its CPU, so the production worker runs without it. The tests
+    run the same workflows inside it, so code the sandbox forbids fails there.
     """
     calls = CallActivities(
         db,

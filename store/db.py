@@ -66,8 +66,8 @@ def _begin_immediate(connection) -> None:
 
 
 def _begin_deferred(connection) -> None:
-    # In WAL mode a reader sees one snapshot and neither waits for the writer
-    # nor holds it up.
+    # In WAL mode a reader sees one snapshot, and it neither waits for the
+    # writer nor blocks it.
     connection.exec_driver_sql("BEGIN")
 
 
@@ -103,7 +103,7 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session that may write; on SQLite it holds the write lock."""
+        """Open a session that may write, after this thread's turn on SQLite."""
         if self._write_turn is None:
             with Session(self.engine, expire_on_commit=False) as session:
                 yield session
@@ -113,17 +113,18 @@ class Database:
 
     @contextmanager
     def request_session(self) -> Iterator[Session]:
-        """A session that may write and may be closed on another thread.
+        """Open a session that may write and may be closed on another thread.
 
-        It waits for SQLite's write lock like any connection, without the
-        process's turn, which one thread must take and give back.
+        It waits for SQLite's write lock like any connection, but not for the
+        process's turn, because a lock taken on one thread must be released
+        on the same thread.
         """
         with Session(self.engine, expire_on_commit=False) as session:
             yield session
 
     @contextmanager
     def read_session(self) -> Iterator[Session]:
-        """A session that only reads; on SQLite it never waits for a writer."""
+        """Open a session that only reads. On SQLite it does not wait for a writer."""
         with Session(self._read_engine, expire_on_commit=False) as session:
             yield session
 

@@ -17,7 +17,7 @@ def add_agent(session, name: str) -> None:
     )
 
 
-def test_read_session_does_not_wait_for_an_open_write(sqlite_db):
+def test_read_session_skips_open_write(sqlite_db):
     with sqlite_db.session() as writer:
         add_agent(writer, "committed")
         writer.commit()
@@ -29,14 +29,14 @@ def test_read_session_does_not_wait_for_an_open_write(sqlite_db):
     assert names == ["committed"]
 
 
-def test_read_session_refuses_to_write(sqlite_db):
+def test_read_session_rejects_writes(sqlite_db):
     with sqlite_db.read_session() as reader:
         add_agent(reader, "a")
         with pytest.raises(OperationalError, match="readonly"):
             reader.commit()
 
 
-def test_write_sessions_of_many_threads_all_commit(sqlite_db):
+def test_concurrent_write_sessions_commit(sqlite_db):
     errors: list[BaseException] = []
 
     def write(index: int) -> None:

@@ -108,10 +108,10 @@ class ContactWorkflow:
         )
 
     async def _await_final_status(self, placed: PlaceCallResult) -> AttemptResult:
-        """Wait for the webhook's word that the call ended, then record the end.
+        """Wait for the webhook's signal that the call ended, then record the end.
 
-        Without that word in time, the activity asks the provider, and asks
-        again every status_poll_seconds while the call is live.
+        Without the signal in time, the activity fetches the call from the
+        provider, and again every status_poll_seconds while the call is live.
         """
         attempt_id = placed.attempt_id
         assert attempt_id is not None
@@ -122,8 +122,9 @@ class ContactWorkflow:
                 arrived = await self._wait_for_signal(
                     lambda: attempt_id in self._finished, timeout
                 )
-            # The signal is used once: should the database still say the
-            # call is live, the next round waits and asks the provider.
+            # Each signal counts once. If the database still shows the call
+            # as live, the next round waits and then fetches it from the
+            # provider.
             self._finished.pop(attempt_id, None)
             result = await workflow.execute_local_activity(
                 names.ACTIVITY_FINISH_ATTEMPT,
@@ -212,10 +213,9 @@ class ContactWorkflow:
             return
         self._state = state
         self._describe()
-        # Dialling lasts only as long as a call, so it is left out of the
-        # search attributes: each upsert is an event in the history and a
-        # write to the visibility store, about a tenth of a contact's cost
-        # on the server. The web UI's current details still show it.
+        # Dialling lasts only as long as a call, so it gets no search
+        # attribute. Each upsert adds an event to the history and a write to
+        # the visibility store, and the current details show the state anyway.
         if self._input.search_attributes and state != MemberState.DIALING:
             updates = [names.MEMBER_STATE.value_set(state)]
             if outcome is not None:
