@@ -72,7 +72,8 @@ class Settings(BaseSettings):
         ge=5,
         description=(
             "How long a line stays taken without a final status, after which a "
-            "vanished holder's line comes back."
+            "vanished holder's line comes back. Each call's TimeLimit ends it "
+            "a minute before its lease runs out, less the ring timeout."
         ),
     )
     do_not_call_labels: list[str] = Field(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,6 +66,9 @@ logger = logging.getLogger(__name__)
 # activity waits before handing the decision back to its workflow.
 LINE_POLL_SECONDS = 0.2
 LINE_WAIT_SECONDS = 20.0
+# A call is cut this long before its line's lease runs out, for the final
+# status to reach the engine.
+CALL_END_MARGIN_SECONDS = 60
 # A call found at the provider may have started a little before the attempt
 # row's clock said so.
 CLOCK_SKEW = timedelta(seconds=30)
@@ -373,7 +377,18 @@ class CallActivities:
             campaign = _get(session, Campaign, attempt.campaign_id)
             agent = _get(session, Agent, campaign.agent_id)
             contact = _get(session, Contact, attempt.contact_id)
+            lease = session.exec(
+                select(LineLease).where(LineLease.attempt_id == attempt_id)
+            ).first()
         settings = campaign_settings(campaign)
+        if lease is None:
+            # Released by the webhook or purged: the line may carry another call.
+            self._forget_attempt(attempt_id)
+            return PlaceCallResult(
+                decision=Decision.WAIT,
+                wait_until=self._clock(),
+                reason="waiting for a free line",
+            )
         # The engine's own voice webhook answers first and decides, from who
         # answered, between the agent, the voicemail message and hanging up.
         base_url = self._config.public_base_url.rstrip("/")
@@ -388,6 +403,9 @@ class CallActivities:
                 send_digits=extension_digits(contact.extension)
                 if contact.extension
                 else None,
+                time_limit=self._time_limit(
+                    lease.expires_at, settings.ring_timeout_seconds
+                ),
             )
         except ProviderBusy as error:
             self._forget_attempt(attempt_id)
@@ -402,6 +420,18 @@ class CallActivities:
                 return self._fail_attempt(attempt_id, str(error.code), str(error))
             raise
         return self._mark_dialed(attempt_id, sid)
+
+    def _time_limit(self, lease_expires_at: datetime, ring_timeout: int) -> int:
+        """Return the call's TimeLimit in seconds, so it ends before its lease.
+
+        A call that outlived its line's lease would run beside the call that
+        takes the line next, one more than the plan allows. Twilio's
+        reference does not say whether the limit counts from the answer, so
+        the ring timeout is taken off as well. A very short lease, as in
+        tests, still gives the call one second.
+        """
+        remaining = (aware(lease_expires_at) - self._clock()).total_seconds()
+        return max(1, math.floor(remaining) - ring_timeout - CALL_END_MARGIN_SECONDS)
 
     def _mark_dialed(self, attempt_id: int, sid: str) -> PlaceCallResult:
         with self._db.session() as session:

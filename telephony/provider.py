@@ -163,8 +163,12 @@ class TelephonyProvider:
         ring_timeout: int,
         machine_detection: bool | str | None,
         send_digits: str | None,
+        time_limit: int | None = None,
     ) -> str:
         """Create an outbound call and return its SID.
+
+        ``time_limit`` is Twilio's TimeLimit: the call's maximum duration in
+        seconds, after which Twilio ends it.
 
         Status callbacks are requested for every progress event, by POST.
         Twilio's AMD documentation says MachineDetection is ignored when
@@ -182,6 +186,7 @@ class TelephonyProvider:
                 timeout=ring_timeout,
                 machine_detection=_machine_detection(machine_detection),
                 send_digits=send_digits or values.unset,
+                time_limit=values.unset if time_limit is None else time_limit,
             )
 
         call = _call_provider("create a call", create)

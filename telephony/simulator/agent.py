@@ -105,7 +105,7 @@ class CallVoicePlayer:
                 call.voice.context_status = response.status_code
                 if response.is_success:
                     call.voice.context = response.json()
-        twiml.pause(length=max(1, round(call.expected.talk_seconds)))
+        twiml.pause(length=max(1, round(call.talk_seconds())))
         return str(twiml)
 
     def call_ended(self, call: SimCall) -> None:

@@ -107,6 +107,8 @@ class SimCall:
     date_created: datetime
     # Wall-clock seconds per scenario second, fixed when the call is created.
     time_scale: float = 1.0
+    # TimeLimit from the create request: the most scenario seconds of talk.
+    time_limit: int | None = None
     # Wall-clock seconds the call waits in the queue before it is dialled.
     queue_seconds: float = 0.0
     status: str = QUEUED
@@ -123,6 +125,12 @@ class SimCall:
     last_delivery: asyncio.Task[None] | None = None
     held_callbacks: list[Callback] = field(default_factory=list)
     voice: CallVoice = field(default_factory=CallVoice)
+
+    def talk_seconds(self) -> float:
+        """Return the scenario's talk time, cut to the call's TimeLimit."""
+        if self.time_limit is None:
+            return self.expected.talk_seconds
+        return min(self.expected.talk_seconds, float(self.time_limit))
 
     @property
     def is_final(self) -> bool:
@@ -181,6 +189,7 @@ class SimCall:
             "send_digits": self.send_digits,
             "machine_detection": self.machine_detection,
             "timeout": self.timeout,
+            "time_limit": self.time_limit,
             "date_created": self.date_created.isoformat(),
             "duration": self.duration,
             "voice": asdict(self.voice),

@@ -34,6 +34,8 @@ class CreateRequest:
     timeout: int
     machine_detection: str | None
     send_digits: str | None
+    # TimeLimit: the call ends after this many seconds of talk.
+    time_limit: int | None = None
 
 
 def parse_create_form(
@@ -78,6 +80,7 @@ def parse_create_form(
         timeout=_timeout(fields.get("Timeout")),
         machine_detection=detection,
         send_digits=fields.get("SendDigits") or None,
+        time_limit=_time_limit(fields.get("TimeLimit")),
     )
 
 
@@ -97,6 +100,17 @@ def _timeout(raw: str | None) -> int:
         raise _bad_request(
             CALLS_RESOURCE_ERROR, f"Timeout {raw!r} is not a whole number of seconds"
         ) from None
+
+
+def _time_limit(raw: str | None) -> int | None:
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise _bad_request(
+            CALLS_RESOURCE_ERROR,
+            f"TimeLimit {raw!r} is not a positive whole number of seconds",
+        )
+    return int(raw)
 
 
 def _bad_request(code: int, message: str) -> SimulatorError:

@@ -104,7 +104,7 @@ class CallPlayer:
         if self.voice is not None and self.voice.enabled and call.url:
             hung_up = await self.voice.answer(call)
         if not hung_up:
-            await self._wait(call, expected.talk_seconds)
+            await self._wait(call, call.talk_seconds())
         self.finish(call, COMPLETED)
 
     async def _wait(self, call: SimCall, scenario_seconds: float) -> None:
@@ -180,11 +180,11 @@ def _talked_seconds(call: SimCall) -> int:
     # A call that plays to its end reports the scenario's talk time. One ended
     # early through the API reports the scenario seconds that have passed.
     if call.player is None or call.player is asyncio.current_task():
-        return round(call.expected.talk_seconds)
+        return round(call.talk_seconds())
     if call.answer_time is None or call.time_scale <= 0:
         return 0
     elapsed = (utc_now() - call.answer_time).total_seconds() / call.time_scale
-    return min(round(elapsed), round(call.expected.talk_seconds))
+    return min(round(elapsed), round(call.talk_seconds()))
 
 
 def _callback_params(call: SimCall, status: str) -> dict[str, str]:

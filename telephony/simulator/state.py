@@ -294,6 +294,7 @@ class Simulator:
             machine_detection=request.machine_detection,
             send_digits=request.send_digits,
             timeout=request.timeout,
+            time_limit=request.time_limit,
             expected=expected,
             date_created=utc_now(),
             time_scale=self.scenario.time_scale,

@@ -22,7 +22,7 @@ from activities.types import (
 )
 from store.attempts import StatusReport, apply_status
 from store.db import Database
-from store.lines import note_waiting
+from store.lines import note_waiting, release_line
 from store.models import (
     Agent,
     CallAttempt,
@@ -46,9 +46,11 @@ class FakeProvider:
 
     creates: list[str] = field(default_factory=list)
     existing: list[ProviderCall] = field(default_factory=list)
+    time_limits: list[int | None] = field(default_factory=list)
 
-    def create_call(self, *, to: str, **_: Any) -> str:
+    def create_call(self, *, to: str, time_limit: int | None = None, **_: Any) -> str:
         self.creates.append(to)
+        self.time_limits.append(time_limit)
         return f"CA{len(self.creates):032d}"
 
     def find_calls(
@@ -152,6 +154,32 @@ def test_dial_records_attempt_before_call(world):
         attempt = session.get(CallAttempt, result.attempt_id)
     assert attempt.provider_sid is not None
     assert attempt.created_at == NOON_EASTERN
+
+
+def test_call_time_limit_ends_before_lease(world):
+    member = world.member(world.campaign(ring_timeout_seconds=30))
+
+    world.place(member)
+
+    # The lease is one hour: the call may last until a minute before it ends,
+    # less the ring timeout.
+    assert world.provider.time_limits == [3600 - 30 - 60]
+
+
+def test_attempt_without_lease_not_dialled(world):
+    member = world.member(world.campaign())
+    reserved = world.activities._try_reserve(PlaceCallInput(1, member, 1))
+    with world.db.session() as session:
+        release_line(session, reserved.attempt_id)
+        session.commit()
+
+    result = world.activities._create_call(reserved.attempt_id)
+
+    assert result.decision == Decision.WAIT
+    assert world.provider.creates == []
+    with world.db.session() as session:
+        assert session.get(CallAttempt, reserved.attempt_id) is None
+        assert session.get(CampaignMember, member).attempts_made == 0
 
 
 def test_listed_number_never_dialled(world):

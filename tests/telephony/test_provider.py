@@ -71,6 +71,7 @@ def dial(
     ring_timeout: int = 25,
     machine_detection: bool = True,
     send_digits: str | None = None,
+    time_limit: int | None = None,
 ) -> str:
     return provider.create_call(
         to=to,
@@ -80,6 +81,7 @@ def dial(
         ring_timeout=ring_timeout,
         machine_detection=machine_detection,
         send_digits=send_digits,
+        time_limit=time_limit,
     )
 
 
@@ -98,6 +100,15 @@ def test_create_call_sends_twilio_parameters(
     assert summary["timeout"] == 25
     assert summary["machine_detection"] == "Enable"
     assert summary["send_digits"] == "wwww12"
+    assert summary["time_limit"] is None
+
+
+def test_create_call_sends_time_limit(
+    provider: TelephonyProvider, receiver: CallbackReceiver, simulator: SimulatorServer
+):
+    dial(provider, receiver, time_limit=120)
+
+    assert simulator.calls()[0]["time_limit"] == 120
 
 
 def test_create_call_requests_every_progress_event(

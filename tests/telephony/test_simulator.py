@@ -576,3 +576,24 @@ def test_cli_reads_scenario_file(tmp_path: Path):
     assert args.port == 9000
     assert config.scenario.numbers == {NUMBER: (BUSY,)}
     assert config.scenario.time_scale == 0.0
+
+
+def test_time_limit_cuts_talk(
+    api: httpx.Client, receiver: CallbackReceiver, simulator: SimulatorServer
+):
+    simulator.set_scenario(
+        Scenario(numbers={NUMBER: (HUMAN,)}, talk_seconds={HUMAN: 30}, time_scale=0.0)
+    )
+    sid = create(api, receiver, TimeLimit="5").json()["sid"]
+
+    final = eventually(lambda: final_callbacks(receiver, sid) or None)
+
+    assert final[0]["CallStatus"] == "completed"
+    assert final[0]["CallDuration"] == "5"
+
+
+def test_invalid_time_limit_returns_400(api: httpx.Client, receiver: CallbackReceiver):
+    response = create(api, receiver, TimeLimit="0")
+
+    assert response.status_code == 400
+    assert "TimeLimit" in response.json()["message"]
