@@ -114,8 +114,12 @@ def _check_naive(value: time, name: str) -> None:
 
 
 def _parse_time(text: str, name: str) -> time:
+    text = text.strip()
+    # ISO 8601 wants two hour digits; people write 7:00 for 07:00.
+    if len(text) == 4 and text[1] == ":" and text[0].isdigit():
+        text = "0" + text
     try:
-        return time.fromisoformat(text.strip())
+        return time.fromisoformat(text)
     except ValueError as error:
         raise WindowError(
             f"calling window {name} {text!r} is not a time: use HH:MM, such as 09:00"

@@ -87,6 +87,17 @@ def test_window_parse_defaults_to_monday_to_saturday():
     assert window.days == DEFAULT_DAYS
 
 
+def test_window_parse_accepts_one_hour_digit():
+    window = CallingWindow.parse("8:30", " 9:45")
+
+    assert (window.start, window.end) == (time(8, 30), time(9, 45))
+
+
+def test_window_parse_still_rejects_seven():
+    with pytest.raises(WindowError, match="federal limit"):
+        CallingWindow.parse("7:00", "20:00")
+
+
 def test_window_parse_rejects_non_time():
     with pytest.raises(WindowError, match="use HH:MM"):
         CallingWindow.parse("nine", "20:00")
