@@ -101,7 +101,8 @@ def import_numbers(
     """Add every number of a CSV file (a phone column, or one bare column).
 
     A file whose structure is broken (an unclosed quote, two phone columns,
-    text that is not UTF-8) is rejected whole, because a number silently
+    text that is neither UTF-8 nor UTF-16 with a byte-order mark) is rejected
+    whole, because a number silently
     dropped from this list would be called.
 
     Raises:
@@ -123,8 +124,17 @@ def import_numbers(
     return _add_rows(session, header, rows[1:], column, region=region, source=source)
 
 
+UTF16_BYTE_ORDER_MARKS = (b"\xff\xfe", b"\xfe\xff")
+
+
 def _read_rows(stream: BinaryIO) -> Iterator[list[str]]:
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    start = stream.tell()
+    head = stream.read(2)
+    stream.seek(start)
+    # Excel's "Unicode Text" export is UTF-16 with a byte-order mark;
+    # utf-8-sig reads UTF-8 with or without one.
+    encoding = "utf-16" if head in UTF16_BYTE_ORDER_MARKS else "utf-8-sig"
+    text = io.TextIOWrapper(stream, encoding=encoding, newline="")
     try:
         sample = text.read(4096)
         text.seek(0)
@@ -133,14 +143,18 @@ def _read_rows(stream: BinaryIO) -> Iterator[list[str]]:
         yield from reader
     except UnicodeDecodeError as error:
         raise ValueError(
-            f"the do-not-call file is not UTF-8 text ({error.reason} at byte "
-            f"{error.start}): export it as CSV UTF-8"
+            f"the do-not-call file is not valid {_name(encoding)} text "
+            f"({error.reason}): export it as CSV UTF-8"
         ) from None
     except csv.Error as error:
         raise ValueError(
             f"the do-not-call file is not valid CSV at row {reader.line_num}: "
             f"{error}; check that every quoted value has its closing quote"
         ) from None
+
+
+def _name(encoding: str) -> str:
+    return "UTF-16" if encoding == "utf-16" else "UTF-8"
 
 
 def _add_rows(

@@ -107,4 +107,16 @@ def test_import_not_utf8_rejected(client):
     )
 
     assert response.status_code == status.HTTP_422_UNPROCESSABLE_CONTENT
-    assert "not UTF-8" in response.json()["error"]["message"]
+    assert "not valid UTF-8" in response.json()["error"]["message"]
+
+
+def test_import_utf16_with_bom(client):
+    body = "phone\n+12025550136\n+12025550137\n".encode("utf-16")
+
+    response = client.post(
+        "/do-not-call/import", files={"file": ("dnc.txt", body, "text/plain")}
+    )
+
+    assert response.status_code == status.HTTP_201_CREATED, response.text
+    listed = {item["phone"] for item in client.get("/do-not-call").json()["items"]}
+    assert listed == {"+12025550136", "+12025550137"}
