@@ -14,7 +14,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.gate import Verdict, aware, check_before_dial
-from activities.policy import NextStep, next_step
+from activities.policy import NextStep, step_after
 from activities.settings import campaign_settings
 from activities.types import (
     AttemptResult,
@@ -138,15 +138,7 @@ class CallActivities:
                     attempt_id=input.attempt_id, final=False, status=attempt.status
                 )
             release_line(session, attempt.id)
-            step = next_step(
-                attempt.outcome,
-                permanent_failure=permanent,
-                attempts_made=input.attempts_made,
-                max_attempts=input.max_attempts,
-                retry_outcomes=input.retry_outcomes,
-                retry_delay_seconds=input.retry_delay_seconds,
-                now=input.now,
-            )
+            step = step_after(input, attempt.outcome, permanent_failure=permanent)
             state = self._record_step(session, input, attempt.outcome, step)
             session.commit()
             return AttemptResult(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from activities.types import MemberState, Outcome
+from activities.types import FinishAttemptInput, MemberState, Outcome
 
 
 @dataclass(frozen=True)
@@ -43,4 +43,19 @@ def next_step(
         MemberState.WAITING,
         retry_at=now + timedelta(seconds=retry_delay_seconds),
         reason=f"retry {attempts_made + 1} of {max_attempts} after {outcome}",
+    )
+
+
+def step_after(
+    input: FinishAttemptInput, outcome: str | None, *, permanent_failure: bool
+) -> NextStep:
+    """Decide the next step with the contact's retry settings from ``input``."""
+    return next_step(
+        outcome,
+        permanent_failure=permanent_failure,
+        attempts_made=input.attempts_made,
+        max_attempts=input.max_attempts,
+        retry_outcomes=input.retry_outcomes,
+        retry_delay_seconds=input.retry_delay_seconds,
+        now=input.now,
     )

@@ -12,7 +12,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.policy import next_step
+from activities.policy import step_after
 from activities.types import (
     AttemptResult,
     CallFinished,
@@ -61,15 +61,7 @@ class FakeCalls:
         scripted = self.outcomes[min(input.attempt_id, len(self.outcomes)) - 1]
         permanent = scripted == PERMANENT
         outcome = Outcome.FAILED if permanent else scripted
-        step = next_step(
-            outcome,
-            permanent_failure=permanent,
-            attempts_made=input.attempts_made,
-            max_attempts=input.max_attempts,
-            retry_outcomes=input.retry_outcomes,
-            retry_delay_seconds=input.retry_delay_seconds,
-            now=input.now,
-        )
+        step = step_after(input, outcome, permanent_failure=permanent)
         self.steps.append((step.state, step.retry_at))
         return AttemptResult(
             attempt_id=input.attempt_id,
