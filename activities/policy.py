@@ -1,4 +1,4 @@
-"""What a contact's membership becomes after one attempt ends.
+"""The next state of a campaign member after one attempt ends.
 
 The activity that records the end of an attempt applies this in the same
 transaction as the attempt's final status, and returns it to the workflow,

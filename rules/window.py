@@ -115,7 +115,7 @@ def _check_naive(value: time, name: str) -> None:
 
 def _parse_time(text: str, name: str) -> time:
     text = text.strip()
-    # ISO 8601 wants two hour digits; people write 7:00 for 07:00.
+    # ISO 8601 requires two hour digits, but people often write 7:00 for 07:00.
     if len(text) == 4 and text[1] == ":" and text[0].isdigit():
         text = "0" + text
     try:

@@ -131,8 +131,8 @@ def _read_rows(stream: BinaryIO) -> Iterator[list[str]]:
     start = stream.tell()
     head = stream.read(2)
     stream.seek(start)
-    # Excel's "Unicode Text" export is UTF-16 with a byte-order mark;
-    # utf-8-sig reads UTF-8 with or without one.
+    # Excel's "Unicode Text" export is UTF-16 with a byte-order mark. The
+    # utf-8-sig codec reads UTF-8 with or without one.
     encoding = "utf-16" if head in UTF16_BYTE_ORDER_MARKS else "utf-8-sig"
     text = io.TextIOWrapper(stream, encoding=encoding, newline="")
     try:

@@ -107,7 +107,7 @@ class SimCall:
     date_created: datetime
     # Wall-clock seconds per scenario second, fixed when the call is created.
     time_scale: float = 1.0
-    # TimeLimit from the create request: the most scenario seconds of talk.
+    # TimeLimit from the create request: the maximum scenario seconds of talk.
     time_limit: int | None = None
     # Wall-clock seconds the call waits in the queue before it is dialled.
     queue_seconds: float = 0.0
