@@ -13,6 +13,12 @@ from datetime import datetime, timedelta
 from activities.types import FinishAttemptInput, MemberState, Outcome
 
 
+# Outcomes of a call that worked but reached no one who talked to the agent.
+UNANSWERED_OUTCOMES = frozenset(
+    {Outcome.NO_ANSWER, Outcome.BUSY, Outcome.VOICEMAIL, Outcome.VOICEMAIL_LEFT}
+)
+
+
 @dataclass(frozen=True)
 class NextStep:
     state: str
@@ -32,12 +38,18 @@ def next_step(
     retry_delay_seconds: int,
     now: datetime,
 ) -> NextStep:
-    """Decide between answered, failed, exhausted and a retry after a delay."""
+    """Decide between answered, failed, exhausted and a retry after a delay.
+
+    A call that reached no one, or left the voicemail message, ends the
+    member as exhausted once the campaign retries it no more, whether the
+    attempts ran out or the campaign does not retry that outcome. Failed
+    means the call itself failed.
+    """
     if outcome == Outcome.ANSWERED:
         return NextStep(MemberState.ANSWERED)
-    if permanent_failure or outcome not in retry_outcomes:
+    if permanent_failure or outcome not in UNANSWERED_OUTCOMES:
         return NextStep(MemberState.FAILED)
-    if attempts_made >= max_attempts:
+    if outcome not in retry_outcomes or attempts_made >= max_attempts:
         return NextStep(MemberState.EXHAUSTED)
     return NextStep(
         MemberState.WAITING,

@@ -111,8 +111,6 @@ class CampaignSettingsIn(BaseModel):
         if url is not None and not url.startswith(("http://", "https://")):
             raise ValueError(f"voicemail_audio_url must be an http(s) URL, got {url!r}")
         # The contact workflow retries the outcomes listed in retry_outcomes.
-        # TODO(workflows): an outcome it does not retry ends the member as
-        # failed, so a voicemail_left that is not retried reads as a failure.
         left = Outcome.VOICEMAIL_LEFT
         if self.retry_voicemail_left and left not in self.retry_outcomes:
             self.retry_outcomes.append(left)

@@ -45,6 +45,21 @@ def test_last_attempt_exhausts():
     assert step(Outcome.NO_ANSWER, attempts_made=3).state == "exhausted"
 
 
+@pytest.mark.parametrize("outcome", [Outcome.VOICEMAIL_LEFT, Outcome.NO_ANSWER])
+def test_unanswered_not_retried_exhausts(outcome):
+    result = next_step(
+        outcome,
+        permanent_failure=False,
+        attempts_made=1,
+        max_attempts=3,
+        retry_outcomes=(Outcome.BUSY,),
+        retry_delay_seconds=60,
+        now=NOW,
+    )
+
+    assert (result.state, result.retry_at) == ("exhausted", None)
+
+
 @pytest.mark.parametrize("outcome", [Outcome.FAILED, Outcome.FAX, None])
 def test_outcome_not_retried_fails(outcome):
     assert step(outcome).state == "failed"
