@@ -85,6 +85,7 @@ def build_worker(
             calls.finish_attempt,
             campaign.list_members,
             campaign.count_unfinished,
+            campaign.final_among,
             campaign.set_campaign_status,
             campaign.wake_members,
         ],

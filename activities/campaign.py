@@ -39,7 +39,7 @@ class CampaignActivities:
     @activity.defn(name=names.ACTIVITY_LIST_MEMBERS)
     def list_members(self, input: MembersPageInput) -> MembersPage:
         """Return the next page of members by id, after the cursor."""
-        with self._db.session() as session:
+        with self._db.read_session() as session:
             rows = session.exec(
                 select(CampaignMember.id, CampaignMember.contact_id)
                 .where(
@@ -57,7 +57,7 @@ class CampaignActivities:
 
     @activity.defn(name=names.ACTIVITY_COUNT_UNFINISHED)
     def count_unfinished(self, campaign_id: int) -> int:
-        with self._db.session() as session:
+        with self._db.read_session() as session:
             return session.exec(
                 select(func.count())
                 .select_from(CampaignMember)
@@ -66,6 +66,19 @@ class CampaignActivities:
                     CampaignMember.state.in_(_OPEN_STATES),  # type: ignore[attr-defined]
                 )
             ).one()
+
+    @activity.defn(name=names.ACTIVITY_FINAL_AMONG)
+    def final_among(self, member_ids: list[int]) -> list[int]:
+        """Return the ids among ``member_ids`` whose members are final."""
+        with self._db.read_session() as session:
+            return list(
+                session.exec(
+                    select(CampaignMember.id).where(
+                        CampaignMember.id.in_(member_ids),  # type: ignore[union-attr]
+                        CampaignMember.state.not_in(_OPEN_STATES),  # type: ignore[attr-defined]
+                    )
+                ).all()
+            )
 
     @activity.defn(name=names.ACTIVITY_SET_CAMPAIGN_STATUS)
     def set_campaign_status(self, campaign_id: int, status: str) -> None:

@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 
 from activities.types import FinishAttemptInput, MemberState, Outcome
 
-
 # Outcomes of a call that worked but reached no one who talked to the agent.
 UNANSWERED_OUTCOMES = frozenset(
     {Outcome.NO_ANSWER, Outcome.BUSY, Outcome.VOICEMAIL, Outcome.VOICEMAIL_LEFT}

@@ -133,6 +133,8 @@ class CampaignWorkflow:
             if self._state.canceled:
                 await self._set_status("canceled")
                 break
+            if self._reconcile_due and self._active and not self._state.exhausted_pages:
+                await self._forget_final_members()
             if self._can_start_more():
                 await self._start_next_page()
                 continue
@@ -198,6 +200,12 @@ class CampaignWorkflow:
             search_attributes = names.initial_search_attributes(
                 self._input.campaign_id, "pending"
             )
+        # Counted before the start: a contact that ends at once can report
+        # in the same activation that resolves its start, and a report that
+        # came before the add would leave it in the active set for good.
+        self._active.add(member_id)
+        self._state.started += 1
+        self._starts_this_run += 1
         try:
             await workflow.start_child_workflow(
                 ContactWorkflow.run,
@@ -213,9 +221,28 @@ class CampaignWorkflow:
         except WorkflowAlreadyStartedError:
             # Started by an earlier run of this campaign; it reports as usual.
             workflow.logger.debug("Contact of member %s already started", member_id)
-        self._active.add(member_id)
-        self._state.started += 1
-        self._starts_this_run += 1
+
+    async def _forget_final_members(self) -> None:
+        """Drop from the active set the members the database shows as final.
+
+        A finished contact's notice removes it, so this finds only members
+        whose notice was lost, which would otherwise hold their slot for good.
+        """
+        self._reconcile_due = False
+        final: list[int] = await workflow.execute_activity(
+            names.ACTIVITY_FINAL_AMONG,
+            sorted(self._active),
+            result_type=list[int],
+            start_to_close_timeout=names.SHORT_ACTIVITY_TIMEOUT,
+            retry_policy=names.DATABASE_RETRY,
+        )
+        if final:
+            workflow.logger.warning(
+                "Campaign %s: %s finished contacts never reported; slots freed",
+                self._input.campaign_id,
+                len(final),
+            )
+        self._active.difference_update(final)
 
     async def _all_members_final(self) -> bool:
         # Ask the database only when every started contact has reported, or

@@ -19,6 +19,7 @@ ACTIVITY_PLACE_CALL = "place_call"
 ACTIVITY_FINISH_ATTEMPT = "finish_attempt"
 ACTIVITY_LIST_MEMBERS = "list_members"
 ACTIVITY_COUNT_UNFINISHED = "count_unfinished"
+ACTIVITY_FINAL_AMONG = "final_among"
 ACTIVITY_SET_CAMPAIGN_STATUS = "set_campaign_status"
 ACTIVITY_WAKE_MEMBERS = "wake_members"
 
