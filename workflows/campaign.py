@@ -62,6 +62,9 @@ class CampaignWorkflow:
         self._wake_pending = False
         self._status_pending: str | None = None
         self._reconcile_due = True
+        # Contacts carried over from the previous run are checked once at
+        # the start, then every RECONCILE_EVERY.
+        self._slots_check_due = bool(self._active)
 
     @workflow.signal
     def pause(self) -> None:
@@ -133,7 +136,11 @@ class CampaignWorkflow:
             if self._state.canceled:
                 await self._set_status("canceled")
                 break
-            if self._reconcile_due and self._active and not self._state.exhausted_pages:
+            if (
+                self._slots_check_due
+                and self._active
+                and not self._state.exhausted_pages
+            ):
                 await self._forget_final_members()
             if self._can_start_more():
                 await self._start_next_page()
@@ -228,7 +235,7 @@ class CampaignWorkflow:
         A finished contact's notice removes it, so this finds only members
         whose notice was lost, which would otherwise hold their slot for good.
         """
-        self._reconcile_due = False
+        self._slots_check_due = False
         final: list[int] = await workflow.execute_activity(
             names.ACTIVITY_FINAL_AMONG,
             sorted(self._active),
@@ -283,6 +290,7 @@ class CampaignWorkflow:
         while True:
             await workflow.sleep(RECONCILE_EVERY)
             self._reconcile_due = True
+            self._slots_check_due = True
             self._changed = True
 
     async def _wake_waiting_members(self) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import pytest
 from temporalio import activity, workflow
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.policy import step_after
@@ -23,6 +26,7 @@ from activities.types import (
     PlaceCallResult,
     WakeInput,
 )
+from tests.conftest import BIN_DIR
 from workflows import names
 from workflows.campaign import CampaignWorkflow
 from workflows.contact import ContactWorkflow
@@ -112,13 +116,27 @@ async def run_campaign(env, task_queue: str, fake: FakeCampaign, **input_fields)
         )
 
 
-async def test_instant_contacts_all_finish(time_skipping_env, task_queue):
+@pytest.fixture
+async def own_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server for one test.
+
+    After a campaign here, the session's shared server stopped skipping time
+    to the timers of later tests, so each campaign test gets its own.
+    """
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(BIN_DIR / "temporal-test-server")
+    )
+    yield env
+    await env.shutdown()
+
+
+async def test_instant_contacts_all_finish(own_env, task_queue):
     # Contacts that end at once report while their start is still resolving;
     # each must leave the active set, or the campaign runs out of slots.
     fake = FakeCampaign(members=120)
 
     progress = await run_campaign(
-        time_skipping_env, task_queue, fake, max_active=8, starts_per_run=30
+        own_env, task_queue, fake, max_active=8, starts_per_run=30
     )
 
     assert progress.started == 120
@@ -136,16 +154,25 @@ class SilentContact:
         await workflow.wait_condition(lambda: False)
 
 
-async def test_lost_notices_free_slots(time_skipping_env, task_queue):
+async def test_lost_notices_free_slots(own_env, task_queue):
     members = 20
     fake = FakeCampaign(members=members, silently_final=set(range(1, members + 1)))
+
+    progress = await run_silent_campaign(own_env, task_queue, fake)
+
+    assert progress.started == members
+    assert progress.finished == 0
+    assert fake.asked_final_among[0] == list(range(1, 9))
+
+
+async def run_silent_campaign(env, task_queue: str, fake: FakeCampaign):
     async with Worker(
-        time_skipping_env.client,
+        env.client,
         task_queue=task_queue,
         workflows=[CampaignWorkflow, SilentContact],
         activities=fake.activities(),
     ):
-        progress = await time_skipping_env.client.execute_workflow(
+        return await env.client.execute_workflow(
             CampaignWorkflow.run,
             CampaignInput(
                 campaign_id=1,
@@ -156,7 +183,3 @@ async def test_lost_notices_free_slots(time_skipping_env, task_queue):
             id=f"campaign-{task_queue}",
             task_queue=task_queue,
         )
-
-    assert progress.started == members
-    assert progress.finished == 0
-    assert fake.asked_final_among[0] == list(range(1, 9))
