@@ -105,9 +105,16 @@ def wait_for_port(port: int, process: subprocess.Popen, what: str) -> None:
 @asynccontextmanager
 async def dev_server(
     extra_args: list[str] | None = None,
+    database_file: Path | None = None,
 ) -> AsyncIterator[WorkflowEnvironment]:
-    """Run Temporal's dev server (in-memory state) with the engine's attributes."""
+    """Run Temporal's dev server with the engine's search attributes.
+
+    Its state is in memory unless ``database_file`` names a SQLite file, as
+    the embedded stack's is. In memory, every closed workflow stays in RAM:
+    a 100,000-contact campaign filled 22 GiB after 66,000 contacts.
+    """
     env = await WorkflowEnvironment.start_local(
+        dev_server_database_filename=str(database_file) if database_file else None,
         dev_server_existing_path=str(BIN_DIR / "temporal"),
         search_attributes=names.SEARCH_ATTRIBUTES,
         dev_server_log_level="error",
