@@ -64,7 +64,7 @@ def require_api_key(
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DbDep = Annotated[Database, Depends(get_db)]
 SessionDep = Annotated[Session, Depends(get_session)]
-# For routes that only read: on SQLite they never wait for a writer.
+# For routes that only read. On SQLite they do not wait for a writer.
 ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
 ApiKey = Depends(require_api_key)

@@ -440,7 +440,7 @@ def test_finish_after_last_attempt_exhausts(world):
     assert (row.state, row.final_outcome, row.attempts_made) == ("exhausted", "busy", 3)
 
 
-def test_finish_keeps_do_not_call_set_during_the_call(world):
+def test_finish_keeps_do_not_call(world):
     member = world.member(world.campaign())
     placed = world.place(member)
     world.end_call(placed.attempt_id, "no-answer")
@@ -469,14 +469,14 @@ def test_live_call_leaves_member_alone(world):
         assert len(session.exec(select(LineLease)).all()) == 1
 
 
-def test_final_status_stored_while_dialled_mark_waits_is_kept(world):
+def test_mark_dialed_keeps_final_status(world):
     """A callback's final status is never set back to queued by the dialler."""
     member = world.member(world.campaign())
     reserved = world.activities._try_reserve(PlaceCallInput(1, member, 1))
     attempt_id = reserved.attempt_id
     marked: list = []
     with world.db.session() as session:
-        # The callback's transaction holds the attempt while the dialler
+        # The callback's transaction locks the attempt while the dialler
         # tries to mark it dialled.
         attempt = session.get(CallAttempt, attempt_id, with_for_update=True)
         dialler = threading.Thread(

@@ -34,13 +34,13 @@ from workflows.contact import ContactWorkflow
 
 @dataclass
 class FakeCampaign:
-    """A campaign of ``members`` whose every call is answered at once."""
+    """A campaign of ``members`` whose every call connects at once."""
 
     members: int
     finished: set[int] = field(default_factory=set)
     # Ids the database would show as final though their notice never came.
     silently_final: set[int] = field(default_factory=set)
-    asked_final_among: list[list[int]] = field(default_factory=list)
+    final_among_calls: list[list[int]] = field(default_factory=list)
 
     @activity.defn(name=names.ACTIVITY_LIST_MEMBERS)
     async def list_members(self, input: MembersPageInput) -> MembersPage:
@@ -55,7 +55,7 @@ class FakeCampaign:
 
     @activity.defn(name=names.ACTIVITY_FINAL_AMONG)
     async def final_among(self, member_ids: list[int]) -> list[int]:
-        self.asked_final_among.append(member_ids)
+        self.final_among_calls.append(member_ids)
         return sorted(set(member_ids) & (self.finished | self.silently_final))
 
     @activity.defn(name=names.ACTIVITY_SET_CAMPAIGN_STATUS)
@@ -96,11 +96,13 @@ class FakeCampaign:
         ]
 
 
-async def run_campaign(env, task_queue: str, fake: FakeCampaign, **input_fields):
+async def run_campaign(
+    env, task_queue: str, fake: FakeCampaign, contact=ContactWorkflow, **input_fields
+):
     async with Worker(
         env.client,
         task_queue=task_queue,
-        workflows=[CampaignWorkflow, ContactWorkflow],
+        workflows=[CampaignWorkflow, contact],
         activities=fake.activities(),
     ):
         return await env.client.execute_workflow(
@@ -158,28 +160,10 @@ async def test_lost_notices_free_slots(own_env, task_queue):
     members = 20
     fake = FakeCampaign(members=members, silently_final=set(range(1, members + 1)))
 
-    progress = await run_silent_campaign(own_env, task_queue, fake)
+    progress = await run_campaign(
+        own_env, task_queue, fake, contact=SilentContact, max_active=8
+    )
 
     assert progress.started == members
     assert progress.finished == 0
-    assert fake.asked_final_among[0] == list(range(1, 9))
-
-
-async def run_silent_campaign(env, task_queue: str, fake: FakeCampaign):
-    async with Worker(
-        env.client,
-        task_queue=task_queue,
-        workflows=[CampaignWorkflow, SilentContact],
-        activities=fake.activities(),
-    ):
-        return await env.client.execute_workflow(
-            CampaignWorkflow.run,
-            CampaignInput(
-                campaign_id=1,
-                settings=CampaignSettings(),
-                search_attributes=False,
-                max_active=8,
-            ),
-            id=f"campaign-{task_queue}",
-            task_queue=task_queue,
-        )
+    assert fake.final_among_calls[0] == list(range(1, 9))

@@ -36,7 +36,7 @@ class FakeCalls:
     outcomes: list[str]
     final_at_once: bool = True
     # The attempt reads as live until the provider is asked.
-    live_until_asked: bool = False
+    live_until_polled: bool = False
     dials: list[datetime] = field(default_factory=list)
     asked_provider: list[bool] = field(default_factory=list)
     # (member state, retry time) returned after each final attempt.
@@ -54,7 +54,7 @@ class FakeCalls:
     @activity.defn(name=names.ACTIVITY_FINISH_ATTEMPT)
     async def finish_attempt(self, input: FinishAttemptInput) -> AttemptResult:
         self.asked_provider.append(input.ask_provider)
-        if self.live_until_asked and not input.ask_provider:
+        if self.live_until_polled and not input.ask_provider:
             return AttemptResult(
                 attempt_id=input.attempt_id, final=False, status="queued"
             )
@@ -209,9 +209,10 @@ async def test_outcome_not_retried_ends_failed(time_skipping_env, task_queue, ou
 async def test_signal_then_live_call_asks_provider_after_poll(
     time_skipping_env, task_queue
 ):
-    # The webhook said the call ended, but the database still holds it live:
-    # the contact uses the signal once, then waits and asks the provider.
-    fake = FakeCalls([Outcome.ANSWERED], final_at_once=True, live_until_asked=True)
+    # The webhook signalled the end, but the database still shows the call
+    # live: the contact counts the signal once, then waits and polls the
+    # provider.
+    fake = FakeCalls([Outcome.ANSWERED], final_at_once=True, live_until_polled=True)
 
     result = await run_contact(time_skipping_env, task_queue, fake)
 
