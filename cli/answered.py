@@ -10,6 +10,7 @@ import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from cli.client import ApiFailure
 from cli.durations import format_duration
@@ -24,6 +25,19 @@ DataDir = Annotated[
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 SUMMARY_WIDTH = 60
+# Below this many columns the inbox prints one block per call instead of a table.
+WIDE_TERMINAL = 120
+INBOX_COLUMNS = (
+    "attempt",
+    "when",
+    "contact",
+    "campaign",
+    "agent",
+    "talk",
+    "labels",
+    "summary",
+    "recording",
+)
 
 
 def inbox(
@@ -103,20 +117,45 @@ def print_inbox(
     if not items:
         out.print("No answered calls.")
         return
-    table = Table(title="Answered calls, newest first")
-    for column in ("attempt", "when", "contact", "campaign", "agent", "talk"):
-        table.add_column(column)
-    table.add_column("labels")
-    table.add_column("summary", max_width=SUMMARY_WIDTH)
-    table.add_column("recording")
-    for entry in items:
-        table.add_row(*_inbox_row(entry))
-    out.print(table)
+    if out.width >= WIDE_TERMINAL:
+        _print_inbox_table(out, items)
+    else:
+        _print_inbox_blocks(out, items)
     if transcripts:
         for entry in items:
             _print_transcript(out, entry)
     if page["next_cursor"] is not None:
         out.print(f"Older calls: --before {page['next_cursor']}")
+
+
+def _print_inbox_table(out: Console, items: list[dict[str, Any]]) -> None:
+    table = Table(title="Answered calls, newest first")
+    for column in INBOX_COLUMNS[:-2]:
+        table.add_column(column)
+    table.add_column("summary", max_width=SUMMARY_WIDTH)
+    table.add_column("recording")
+    for entry in items:
+        table.add_row(*_inbox_row(entry))
+    out.print(table)
+
+
+def _print_inbox_blocks(out: Console, items: list[dict[str, Any]]) -> None:
+    """Print one block of labelled lines per call, for terminals too narrow for
+    the table's nine columns."""
+    out.print("[bold]Answered calls, newest first[/bold]")
+    for entry in items:
+        out.print()
+        fields = dict(zip(INBOX_COLUMNS, _inbox_row(entry), strict=True))
+        out.print(
+            f"[bold]Call attempt {fields.pop('attempt')}[/bold]  {fields.pop('when')}"
+        )
+        block = Table.grid(padding=(0, 1))
+        block.add_column(min_width=12)
+        block.add_column()
+        for name, value in fields.items():
+            if value:
+                block.add_row(f"  {name}:", Text(value))
+        out.print(block)
 
 
 def print_usage(out: Console, report: dict[str, Any]) -> None:

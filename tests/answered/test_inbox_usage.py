@@ -205,6 +205,18 @@ def test_cli_inbox_prints_calls(client, db, agent):
     assert "Agent: hi" in text
 
 
+def test_cli_inbox_narrow_terminal_prints_blocks(client, db, agent):
+    call = person_call(client, db, agent, labels=["interested"])
+    console = Console(record=True, width=80)
+
+    print_inbox(console, fetch(client, "/inbox", {"label": None}))
+
+    lines = [line.rstrip() for line in console.export_text().splitlines()]
+    assert f"  summary:   call {call.sid}" in lines
+    assert "  labels:    interested" in lines
+    assert not any("│" in line for line in lines)
+
+
 def test_cli_usage_prints_counts(client, db, agent):
     person_call(client, db, agent)
     console = Console(record=True, width=200)
