@@ -30,6 +30,7 @@ import httpx
 import sqlalchemy as sa
 from temporalio.testing import WorkflowEnvironment
 
+from cli.stack import TEMPORAL_SQLITE_PRAGMAS
 from store.db import Database
 from telephony.scenario import Scenario
 from telephony.simulator import Faults
@@ -113,12 +114,16 @@ async def dev_server(
     the embedded stack's is. In memory, every closed workflow stays in RAM:
     a 100,000-contact campaign filled 22 GiB after 66,000 contacts.
     """
+    args = list(extra_args or [])
+    if database_file is not None:
+        for pragma in TEMPORAL_SQLITE_PRAGMAS:
+            args += ["--sqlite-pragma", pragma]
     env = await WorkflowEnvironment.start_local(
         dev_server_database_filename=str(database_file) if database_file else None,
         dev_server_existing_path=str(BIN_DIR / "temporal"),
         search_attributes=names.SEARCH_ATTRIBUTES,
         dev_server_log_level="error",
-        dev_server_extra_args=extra_args or [],
+        dev_server_extra_args=args,
     )
     try:
         yield env
