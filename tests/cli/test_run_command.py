@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -79,6 +81,10 @@ def test_run_example_prints_summary(tmp_path):
         for state in ("answered", "exhausted", "failed", "not_called", "do_not_call")
     )
     assert finished + summary["waiting_contacts"] == 22
+    # Temporal's state file was opened with a write-ahead log.
+    with closing(sqlite3.connect(tmp_path / "state" / "temporal.db")) as temporal:
+        (journal_mode,) = temporal.execute("PRAGMA journal_mode").fetchone()
+    assert journal_mode == "wal"
 
 
 def test_run_missing_file_fails_clearly(tmp_path):
