@@ -88,6 +88,7 @@ def build_worker(
             campaign.final_among,
             campaign.set_campaign_status,
             campaign.wake_members,
+            campaign.notify_campaign,
         ],
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,

@@ -9,10 +9,11 @@ from sqlalchemy import func, update
 from sqlmodel import select
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.types import (
     FINAL_MEMBER_STATES,
+    CampaignNotice,
     MemberRef,
     MembersPage,
     MembersPageInput,
@@ -121,6 +122,25 @@ class CampaignActivities:
             woken += len(batch)
             activity.heartbeat(woken)
         return woken
+
+    @activity.defn(name=names.ACTIVITY_NOTIFY_CAMPAIGN)
+    async def notify_campaign(self, notice: CampaignNotice) -> bool:
+        """Signal the campaign's current run; return False if no run is open."""
+        handle = self._client.get_workflow_handle(notice.campaign_workflow_id)
+        try:
+            await handle.signal(notice.signal, notice.member_id)
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+            # The campaign was cancelled or terminated, so the notice has no reader.
+            logger.info(
+                "Campaign %s not found; %s of member %s not delivered",
+                notice.campaign_workflow_id,
+                notice.signal,
+                notice.member_id,
+            )
+            return False
+        return True
 
     def _waiting_contacts(self, campaign_id: int) -> list[int]:
         with self._db.session() as session:

@@ -227,6 +227,15 @@ class WakeInput:
     campaign_workflow_id: str
 
 
+@dataclass(frozen=True)
+class CampaignNotice:
+    """A signal from a contact to its campaign's current run."""
+
+    campaign_workflow_id: str
+    signal: str
+    member_id: int
+
+
 # Results and queries of the workflows. They live here, outside the workflow
 # modules, because the sandbox runs a workflow's module again for every run.
 

@@ -96,6 +96,9 @@ class CampaignWorkflow:
 
     @workflow.signal
     def contact_finished(self, member_id: int) -> None:
+        # NOTE: a notice can arrive twice if a worker dies after sending it
+        # and before recording it. The count then runs ahead, which only
+        # brings the database check for the campaign's end forward.
         self._active.discard(member_id)
         self._state.finished += 1
         self._changed = True

@@ -6,13 +6,14 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.types import (
         FINAL_MEMBER_STATES,
         AttemptResult,
         CallFinished,
+        CampaignNotice,
         ContactInput,
         ContactProgress,
         ContactResult,
@@ -179,13 +180,24 @@ class ContactWorkflow:
             await self._tell_parent(names.SIGNAL_CONTACT_IDLE)
 
     async def _tell_parent(self, signal: str) -> None:
-        parent = workflow.get_external_workflow_handle(self._input.parent_workflow_id)
+        # A local activity sends the signal from the worker. A signal command
+        # would cost the contact one more workflow task to learn it was
+        # delivered, and Temporal drops one that is sent as the run ends.
+        notice = CampaignNotice(
+            self._input.parent_workflow_id, signal, self._input.member_id
+        )
         try:
-            await parent.signal(signal, self._input.member_id)
-        except Exception as error:  # noqa: BLE001
-            # The campaign may already be closed (cancelled or terminated); it
-            # also counts unfinished members in the database, so a lost
-            # notice delays nothing for long.
+            await workflow.execute_local_activity(
+                names.ACTIVITY_NOTIFY_CAMPAIGN,
+                notice,
+                result_type=bool,
+                start_to_close_timeout=names.NOTIFY_TIMEOUT,
+                schedule_to_close_timeout=names.NOTIFY_GIVE_UP,
+                retry_policy=names.NOTIFY_RETRY,
+            )
+        except ActivityError as error:
+            # The campaign also checks the database for members still open,
+            # so a lost notice delays nothing for long.
             workflow.logger.warning(
                 "Could not notify campaign %s of member %s: %s",
                 self._input.campaign_id,

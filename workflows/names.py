@@ -22,6 +22,7 @@ ACTIVITY_COUNT_UNFINISHED = "count_unfinished"
 ACTIVITY_FINAL_AMONG = "final_among"
 ACTIVITY_SET_CAMPAIGN_STATUS = "set_campaign_status"
 ACTIVITY_WAKE_MEMBERS = "wake_members"
+ACTIVITY_NOTIFY_CAMPAIGN = "notify_campaign"
 
 SIGNAL_CONTACT_IDLE = "contact_idle"
 SIGNAL_CONTACT_FINISHED = "contact_finished"
@@ -45,6 +46,13 @@ PLACE_CALL_RETRY = RetryPolicy(
 )
 DATABASE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+)
+# A contact's notice to its campaign gives up after a minute: the campaign
+# checks the database every few minutes, so a lost notice only delays it.
+NOTIFY_TIMEOUT = timedelta(seconds=10)
+NOTIFY_GIVE_UP = timedelta(minutes=1)
+NOTIFY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10)
 )
 
 # A contact whose next step is further away than this tells the campaign it is

@@ -14,6 +14,7 @@ from activities.policy import step_after
 from activities.types import (
     AttemptResult,
     CampaignInput,
+    CampaignNotice,
     CampaignSettings,
     ContactInput,
     Decision,
@@ -66,6 +67,12 @@ class FakeCampaign:
     async def wake_members(self, input: WakeInput) -> int:
         return 0
 
+    @activity.defn(name=names.ACTIVITY_NOTIFY_CAMPAIGN)
+    async def notify_campaign(self, notice: CampaignNotice) -> bool:
+        handle = activity.client().get_workflow_handle(notice.campaign_workflow_id)
+        await handle.signal(notice.signal, notice.member_id)
+        return True
+
     @activity.defn(name=names.ACTIVITY_PLACE_CALL)
     async def place_call(self, input: PlaceCallInput) -> PlaceCallResult:
         return PlaceCallResult(
@@ -93,6 +100,7 @@ class FakeCampaign:
             self.wake_members,
             self.place_call,
             self.finish_attempt,
+            self.notify_campaign,
         ]
 
 

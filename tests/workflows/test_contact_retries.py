@@ -16,6 +16,7 @@ from activities.policy import step_after
 from activities.types import (
     AttemptResult,
     CallFinished,
+    CampaignNotice,
     ContactInput,
     Decision,
     FinishAttemptInput,
@@ -41,6 +42,7 @@ class FakeCalls:
     asked_provider: list[bool] = field(default_factory=list)
     # (member state, retry time) returned after each final attempt.
     steps: list[tuple[str | None, datetime | None]] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
 
     @activity.defn(name=names.ACTIVITY_PLACE_CALL)
     async def place_call(self, input: PlaceCallInput) -> PlaceCallResult:
@@ -74,8 +76,13 @@ class FakeCalls:
             reason=step.reason,
         )
 
+    @activity.defn(name=names.ACTIVITY_NOTIFY_CAMPAIGN)
+    async def notify_campaign(self, notice: CampaignNotice) -> bool:
+        self.notices.append(notice.signal)
+        return False
+
     def activities(self) -> list:
-        return [self.place_call, self.finish_attempt]
+        return [self.place_call, self.finish_attempt, self.notify_campaign]
 
 
 def contact_input(member_id: int = 1, **overrides: object) -> ContactInput:
@@ -134,6 +141,8 @@ async def test_answered_on_second_attempt_stops(time_skipping_env, task_queue):
 
     assert len(fake.dials) == 2
     assert result.state == "answered"
+    # The 4-hour wait frees the contact's slot once; the end is reported.
+    assert fake.notices == [names.SIGNAL_CONTACT_IDLE, names.SIGNAL_CONTACT_FINISHED]
 
 
 async def test_mixed_retryable_outcomes_make_three_dials(time_skipping_env, task_queue):
@@ -153,6 +162,7 @@ async def test_invalid_number_dialled_once(time_skipping_env, task_queue):
 
     assert len(fake.dials) == 1
     assert result.state == "failed"
+    assert fake.notices == [names.SIGNAL_CONTACT_FINISHED]
 
 
 async def test_retry_delay_setting_is_used(time_skipping_env, task_queue):
