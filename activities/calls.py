@@ -60,6 +60,10 @@ from telephony.provider import (
 )
 from workflows import names
 
+# Error code recorded on an attempt whose call the provider does not know.
+LOST_CALL = "lost"
+HTTP_NOT_FOUND = 404
+
 logger = logging.getLogger(__name__)
 
 # How often a contact waiting for a free line looks again, and how long one
@@ -480,13 +484,30 @@ class CallActivities:
             if found is None:
                 # No call was ever made for this attempt.
                 apply_status(
-                    session, attempt, StatusReport("", "failed", error_code="lost")
+                    session, attempt, StatusReport("", "failed", error_code=LOST_CALL)
                 )
                 return
             attempt.provider_sid = found.sid
             call = found
         else:
-            call = self._provider.fetch_call(attempt.provider_sid)
+            try:
+                call = self._provider.fetch_call(attempt.provider_sid)
+            except ProviderError as error:
+                if error.status != HTTP_NOT_FOUND:
+                    raise
+                # The provider has no record of the call, as after a restart
+                # of the simulator, so no final status will ever come.
+                logger.warning(
+                    "Call %s of attempt %s not found at the provider; "
+                    "the attempt ends as failed",
+                    attempt.provider_sid,
+                    attempt.id,
+                )
+                report = StatusReport(
+                    attempt.provider_sid, "failed", error_code=LOST_CALL
+                )
+                apply_status(session, attempt, report)
+                return
         apply_status(session, attempt, _report(call))
 
     def _status_callback_url(self, attempt_id: int) -> str:

@@ -32,7 +32,7 @@ from store.models import (
     DoNotCall,
     LineLease,
 )
-from telephony.provider import ProviderCall
+from telephony.provider import ProviderCall, ProviderError
 
 # Wednesday 2026-12-02 at noon in New York.
 NOON_EASTERN = datetime(2026, 12, 2, 17, 0, tzinfo=UTC)
@@ -59,7 +59,10 @@ class FakeProvider:
         return list(self.existing)
 
     def fetch_call(self, sid: str) -> ProviderCall:
-        return next(call for call in self.existing if call.sid == sid)
+        for call in self.existing:
+            if call.sid == sid:
+                return call
+        raise ProviderError(20404, 404, f"call {sid} not found")
 
 
 @dataclass
@@ -377,7 +380,13 @@ def test_retried_activity_rechecks_list(world):
     assert world.provider.creates == []
 
 
-def finish(world: World, member_id: int, attempt_id: int, attempts_made: int = 1):
+def finish(
+    world: World,
+    member_id: int,
+    attempt_id: int,
+    attempts_made: int = 1,
+    ask_provider: bool = False,
+):
     return ActivityEnvironment().run(
         world.activities.finish_attempt,
         FinishAttemptInput(
@@ -388,6 +397,7 @@ def finish(world: World, member_id: int, attempt_id: int, attempts_made: int = 1
             retry_outcomes=("no_answer", "busy", "voicemail"),
             retry_delay_seconds=4 * 3600,
             now=NOON_EASTERN,
+            ask_provider=ask_provider,
         ),
     )
 
@@ -467,6 +477,24 @@ def test_live_call_leaves_member_alone(world):
     with world.db.session() as session:
         assert session.get(CampaignMember, member).state == "dialing"
         assert len(session.exec(select(LineLease)).all()) == 1
+
+
+def test_call_unknown_to_provider_fails(world):
+    # The provider lost the call (the simulator restarted): the attempt ends
+    # and frees its line instead of asking again for ever.
+    member = world.member(world.campaign())
+    placed = world.place(member)
+
+    result = finish(world, member, placed.attempt_id, ask_provider=True)
+
+    assert result.final is True
+    assert result.status == "failed"
+    assert result.member_state == "failed"
+    with world.db.session() as session:
+        attempt = session.get(CallAttempt, placed.attempt_id)
+        leases = session.exec(select(LineLease)).all()
+    assert attempt.error_code == "lost"
+    assert leases == []
 
 
 def test_mark_dialed_keeps_final_status(world):
