@@ -103,10 +103,9 @@ def up(
     """Start the embedded stack and keep it running until Ctrl-C."""
     ports = _ports(data_dir, temporal_port, ui_port, api_port, simulator_port)
     stack = EmbeddedStack(data_dir, ports, scenario=scenario, plan_line_limit=lines)
-    if stack.is_running():
+    if not _start(stack):
         err_console.print(f"A stack is already running at {stack.api_url}.")
         raise typer.Exit(1)
-    _start(stack)
     _print_places(stack)
     console.print("Stack running; press Ctrl-C to stop it.")
     # SIGTERM (from a service manager, or kill) stops the stack like Ctrl-C.
@@ -190,10 +189,7 @@ def run(
     _check_settings(settings)
     ports = _ports(data_dir, temporal_port, ui_port, api_port, simulator_port)
     stack = EmbeddedStack(data_dir, ports, scenario=scenario)
-    started_here = False
-    if not stack.is_running():
-        _start(stack, quiet=as_json)
-        started_here = True
+    started_here = _start(stack, quiet=as_json)
     stopped = started_here and not keep_stack
     try:
         summary = _run_campaign(
@@ -307,11 +303,14 @@ def _leave(stack: EmbeddedStack, *, started_here: bool, stop: bool) -> None:
         stack.detach()
 
 
-def _start(stack: EmbeddedStack, *, quiet: bool = False) -> None:
+def _start(stack: EmbeddedStack, *, quiet: bool = False) -> bool:
+    """Start the stack unless it runs already; return True if started here."""
+    if stack.is_running():
+        return False
     if not quiet:
         err_console.print(f"Starting the embedded stack in {stack.data_dir} …")
     try:
-        stack.start()
+        return stack.start_unless_running()
     except StackError as error:
         err_console.print(f"[red]{error}[/red]")
         raise typer.Exit(1) from None

@@ -7,6 +7,7 @@ project's data in another.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -17,6 +18,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,6 +150,42 @@ class EmbeddedStack:
             return False
         return response.status_code == 200
 
+    def start_unless_running(
+        self, wait_seconds: float = STARTUP_TIMEOUT_SECONDS
+    ) -> bool:
+        """Start the stack unless it answers already; return True if started here.
+
+        A command that finds another one starting the stack in this directory
+        waits up to ``wait_seconds`` for it, then uses that stack.
+        """
+        with self._start_lock(wait_seconds):
+            if self.is_running():
+                return False
+            self.start()
+            return True
+
+    @contextmanager
+    def _start_lock(self, wait_seconds: float) -> Iterator[None]:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + wait_seconds
+        with open(self.data_dir / "stack.lock", "w") as lock:
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise StackError(
+                            f"another command is still starting the stack for "
+                            f"{self.data_dir} after {wait_seconds:g} s; see "
+                            f"{self.data_dir / 'logs'}, then try again"
+                        ) from None
+                    time.sleep(0.2)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
     def start(self) -> None:
         """Start every process and wait until each answers."""
         self._check_free()
@@ -229,9 +268,18 @@ class EmbeddedStack:
                     logger.warning("%s did not stop in time; killing it", name)
                     process.kill()
                     process.wait()
-        if self._processes:
+        if self._processes and self._owns_pid_file():
             (self.data_dir / "stack.json").unlink(missing_ok=True)
         self._processes.clear()
+
+    def _owns_pid_file(self) -> bool:
+        """Tell whether stack.json lists this object's processes, not another
+        command's."""
+        path = self.data_dir / "stack.json"
+        if not path.exists():
+            return False
+        ours = {process.pid for _, process in self._processes}
+        return set(json.loads(path.read_text()).values()) <= ours
 
     def detach(self) -> None:
         """Leave the processes running after this program exits."""

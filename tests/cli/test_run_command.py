@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
@@ -155,6 +156,34 @@ def test_second_stack_on_same_directory_refused(tmp_path):
         first.stop()
 
     assert first.running_pids() == {}
+
+
+def test_start_waits_for_other_starter(tmp_path):
+    from cli.stack import EmbeddedStack, StackError, StackPorts
+
+    stack = EmbeddedStack(tmp_path, StackPorts(*free_ports(4)))
+    # Another command holds the start lock and never finishes.
+    with open(tmp_path / "stack.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with pytest.raises(StackError, match="still starting the stack"):
+            stack.start_unless_running(wait_seconds=0.5)
+
+    assert stack.running_pids() == {}
+    assert not (tmp_path / "logs").exists()
+
+
+def test_failed_start_keeps_other_pid_file(tmp_path):
+    from cli.stack import EmbeddedStack, StackPorts
+
+    pid_file = tmp_path / "stack.json"
+    pid_file.write_text(json.dumps({"temporal": os.getpid()}))
+    stack = EmbeddedStack(tmp_path, StackPorts(*free_ports(4)))
+    # As if this command's own Temporal had exited during start-up.
+    stack._processes = [("temporal", subprocess.Popen(["true"]))]
+
+    stack.stop()
+
+    assert json.loads(pid_file.read_text()) == {"temporal": os.getpid()}
 
 
 def test_run_invalid_setting_starts_nothing(tmp_path):
