@@ -17,12 +17,13 @@ from api.schemas import CampaignSettingsIn
 from cli import answered
 from cli.admin import admin
 from cli.client import ApiClient, ApiFailure
-from cli.durations import parse_duration
+from cli.durations import format_duration, parse_duration
 from cli.progress import follow_campaign
 from cli.stack import EmbeddedStack, StackError, StackPorts, load_ports
 from cli.summary import build_summary, print_summary
 from config import DEFAULT_DATA_DIR
 from rules.window import CallingWindow, WindowError
+from telephony.scenario import Scenario
 
 app = typer.Typer(
     help="Outbound calling campaigns for voice agents, on Temporal.",
@@ -101,6 +102,7 @@ def up(
     simulator_port: SimulatorPort = None,
 ) -> None:
     """Start the embedded stack and keep it running until Ctrl-C."""
+    _check_scenario(scenario)
     ports = _ports(data_dir, temporal_port, ui_port, api_port, simulator_port)
     stack = EmbeddedStack(data_dir, ports, scenario=scenario, plan_line_limit=lines)
     if not _start(stack):
@@ -187,9 +189,16 @@ def run(
         "require_consent": require_consent,
     }
     _check_settings(settings)
+    _check_scenario(scenario)
     ports = _ports(data_dir, temporal_port, ui_port, api_port, simulator_port)
     stack = EmbeddedStack(data_dir, ports, scenario=scenario)
     started_here = _start(stack, quiet=as_json)
+    if scenario is not None and not started_here:
+        err_console.print(
+            f"[yellow]The stack was already running and keeps the scenario it "
+            f"started with; to use {scenario}, stop it with `outbound down "
+            f"--data-dir {data_dir}` and run again.[/yellow]"
+        )
     stopped = started_here and not keep_stack
     try:
         summary = _run_campaign(
@@ -259,6 +268,10 @@ def _run_campaign(
         contacts, consent_basis=consent_basis, phone_column=phone_column
     )
     if report["created"] + report["updated"] == 0:
+        if not report["rejected"]:
+            raise ApiFailure(
+                f"no contacts imported from {contacts}: it has no data rows"
+            )
         for rejected in report["rejected"]:
             err_console.print(f"  row {rejected['row']}: {rejected['reason']}")
         raise ApiFailure(
@@ -347,6 +360,18 @@ OPTION_OF_SETTING = {
 }
 
 
+DURATION_SETTINGS = {"retry_delay_seconds", "ring_timeout_seconds"}
+
+
+def _duration_bound(context: dict[str, Any], message: str) -> str:
+    """Word a range error of a duration in units, not in raw seconds."""
+    if "le" in context:
+        return f"must be at most {format_duration(int(context['le']))}"
+    if "ge" in context:
+        return f"must be at least {format_duration(int(context['ge']))}"
+    return message
+
+
 def _check_settings(settings: dict[str, Any]) -> None:
     """Check the campaign settings before anything is imported or started."""
     try:
@@ -362,10 +387,26 @@ def _check_settings(settings: dict[str, Any]) -> None:
             field = str(item["loc"][0]) if item["loc"] else ""
             option = OPTION_OF_SETTING.get(field, field)
             message = item["msg"].removeprefix("Value error, ")
+            if field in DURATION_SETTINGS and "ctx" in item:
+                message = _duration_bound(item["ctx"], message)
             problems.append(f"{option}: {message}")
         _fail("; ".join(problems))
     except WindowError as error:
         _fail(str(error))
+
+
+def _check_scenario(path: Path | None) -> None:
+    """Read the simulator's scenario file now, so that a bad one stops the
+    command before anything starts."""
+    if path is None:
+        return
+    try:
+        Scenario.from_file(path)
+    except OSError as error:
+        _fail(f"--scenario: cannot read {path}: {error.strerror}")
+    except (ValueError, TypeError) as error:
+        detail = str(error).removeprefix("scenario: ")
+        _fail(f"--scenario: {detail}, in {path}")
 
 
 def _fail(message: str) -> NoReturn:

@@ -535,8 +535,8 @@ def _phone_index(headers: list[str], keys: list[str], requested: str | None) -> 
     if index is None:
         raise ImportFileError(
             f"no phone number column found; the file has columns: "
-            f"{_listing(headers)}. Name the column 'phone' or choose the phone "
-            "column when importing"
+            f"{_listing(headers)}. Name the column 'phone' or give its header "
+            "as phone_column (--phone-column in `outbound run`)"
         )
     return index
 

@@ -104,6 +104,34 @@ def test_run_rejects_bad_duration(tmp_path):
     assert "invalid duration 'soon'" in result.stderr
 
 
+def test_run_duration_bound_in_units(tmp_path):
+    result = run_outbound(
+        tmp_path / "state", "examples/contacts.csv", "--retry-delay", "400d"
+    )
+
+    assert result.returncode == 2
+    assert "--retry-delay: must be at most 30d" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [(None, "cannot read"), ('{"rates": {"human": -1}}', "rates must not be negative")],
+    ids=["missing", "invalid"],
+)
+def test_run_bad_scenario_starts_nothing(tmp_path, content, expected):
+    scenario = tmp_path / "scenario.json"
+    if content is not None:
+        scenario.write_text(content)
+
+    result = run_outbound(
+        tmp_path / "state", "examples/contacts.csv", "--scenario", str(scenario)
+    )
+
+    assert result.returncode == 2
+    assert f"--scenario: {expected}" in result.stderr
+    assert not (tmp_path / "state").exists()
+
+
 @pytest.mark.parametrize(
     ("text", "seconds"), [("4h", 14400), ("5s", 5), ("1h30m", 5400), ("90", 90)]
 )
@@ -206,6 +234,17 @@ def test_run_all_rows_bad_lists_them(tmp_path):
     assert "row 2: not a phone number" in result.stderr
     assert "row 3: a spreadsheet turned the number" in result.stderr
     assert "no contacts imported" in result.stderr
+
+
+def test_run_header_only_file_says_so(tmp_path):
+    contacts = tmp_path / "empty.csv"
+    contacts.write_text("phone,name\n")
+
+    result = run_outbound(tmp_path / "state", str(contacts))
+
+    assert result.returncode == 1
+    assert "it has no data rows" in result.stderr
+    assert "listed above" not in result.stderr
 
 
 def test_failed_run_leaves_no_processes(tmp_path):
