@@ -133,7 +133,8 @@ def _print_inbox_table(out: Console, items: list[dict[str, Any]]) -> None:
     for column in INBOX_COLUMNS[:-2]:
         table.add_column(column)
     table.add_column("summary", max_width=SUMMARY_WIDTH)
-    table.add_column("recording")
+    # Folded rather than cut, so the whole address can be copied.
+    table.add_column("recording", overflow="fold")
     for entry in items:
         table.add_row(*_inbox_row(entry))
     out.print(table)

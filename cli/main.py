@@ -208,10 +208,12 @@ def run(
         _leave(stack, started_here=started_here, stop=stopped)
         err_console.print(f"[red]{error}[/red]")
         raise typer.Exit(1) from None
-    except BaseException:
+    except BaseException as error:
         # Interrupted or crashed: a stack this run started goes down with it.
         if started_here:
             stack.stop()
+        if isinstance(error, KeyboardInterrupt):
+            _print_interrupted(data_dir, stopped_stack=started_here)
         raise
     _leave(stack, started_here=started_here, stop=stopped)
     if as_json:
@@ -304,6 +306,19 @@ def _run_campaign(
     )
     summary["usage"] = client.get("/usage", month=time.strftime("%Y-%m", time.gmtime()))
     return summary
+
+
+def _print_interrupted(data_dir: Path, *, stopped_stack: bool) -> None:
+    if stopped_stack:
+        err_console.print(
+            "Interrupted; the stack this run started is stopped. The campaign "
+            f"keeps its state: `outbound up --data-dir {data_dir}` goes on calling."
+        )
+    else:
+        err_console.print(
+            "Interrupted; the campaign goes on in the running stack "
+            f"(`outbound down --data-dir {data_dir}` stops it)."
+        )
 
 
 def _leave(stack: EmbeddedStack, *, started_here: bool, stop: bool) -> None:

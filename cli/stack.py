@@ -7,6 +7,7 @@ project's data in another.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -90,6 +91,33 @@ def find_binary(name: str) -> str:
     if found is None:
         raise StackError(f"{name} not found beside {sys.executable} or on PATH")
     return found
+
+
+def _wait_for_exit(pids: dict[str, int], timeout: float) -> None:
+    """Wait until every process has exited; kill those left at the timeout."""
+    deadline = time.monotonic() + timeout
+    left = dict(pids)
+    while left and time.monotonic() < deadline:
+        left = {name: pid for name, pid in left.items() if _alive(pid)}
+        if left:
+            time.sleep(0.2)
+    for name, pid in left.items():
+        logger.warning("%s did not stop in time; killing it", name)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    """Tell whether a process runs, reaping it first if it is our child."""
+    with contextlib.suppress(ChildProcessError):
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+        if reaped == pid:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 class EmbeddedStack:
@@ -287,20 +315,22 @@ class EmbeddedStack:
         self._processes.clear()
 
     def stop_detached(self) -> int:
-        """Stop processes left running by :meth:`detach`; return how many."""
+        """Stop the processes listed in stack.json and wait until they exit;
+        return how many were running."""
         path = self.data_dir / "stack.json"
         if not path.exists():
             return 0
         pids = json.loads(path.read_text())
-        stopped = 0
+        stopping = {}
         for name in reversed(list(pids)):
             try:
                 os.kill(pids[name], signal.SIGTERM)
-                stopped += 1
+                stopping[name] = pids[name]
             except ProcessLookupError:
                 logger.debug("%s was no longer running", name)
-        path.unlink()
-        return stopped
+        _wait_for_exit(stopping, STOP_TIMEOUT_SECONDS)
+        path.unlink(missing_ok=True)
+        return len(stopping)
 
     def failed_process(self) -> str | None:
         """Name a process of the stack that has exited, if any."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -21,6 +22,11 @@ OUTBOUND = Path(sys.executable).parent / "outbound"
 RUN_TIMEOUT_SECONDS = 300
 # Wide enough that rich and typer do not wrap the messages the tests read.
 WIDE = {**os.environ, "COLUMNS": "200"}
+# Prints a line once SIGTERM is ignored, then sleeps.
+IGNORE_SIGTERM = (
+    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    "print('ready', flush=True); time.sleep(60)"
+)
 
 
 def free_ports(count: int) -> list[int]:
@@ -212,6 +218,34 @@ def test_failed_start_keeps_other_pid_file(tmp_path):
     stack.stop()
 
     assert json.loads(pid_file.read_text()) == {"temporal": os.getpid()}
+
+
+def test_down_waits_for_processes(tmp_path):
+    from cli.stack import EmbeddedStack
+
+    process = subprocess.Popen(["sleep", "60"])
+    (tmp_path / "stack.json").write_text(json.dumps({"worker": process.pid}))
+
+    stopped = EmbeddedStack(tmp_path).stop_detached()
+
+    assert stopped == 1
+    with pytest.raises(ProcessLookupError):
+        os.kill(process.pid, 0)
+    assert not (tmp_path / "stack.json").exists()
+
+
+def test_stop_kills_process_ignoring_sigterm():
+    from cli.stack import _wait_for_exit
+
+    stubborn = subprocess.Popen(
+        [sys.executable, "-c", IGNORE_SIGTERM], stdout=subprocess.PIPE
+    )
+    stubborn.stdout.readline()
+    stubborn.send_signal(signal.SIGTERM)
+
+    _wait_for_exit({"stubborn": stubborn.pid}, timeout=0.5)
+
+    assert stubborn.wait(timeout=10) == -signal.SIGKILL
 
 
 def test_run_invalid_setting_starts_nothing(tmp_path):
