@@ -181,7 +181,7 @@ class EmbeddedStack:
     def start_unless_running(
         self, wait_seconds: float = STARTUP_TIMEOUT_SECONDS
     ) -> bool:
-        """Start the stack unless it answers already; return True if started here.
+        """Start the stack unless its API responds; return True if started here.
 
         A command that finds another one starting the stack in this directory
         waits up to ``wait_seconds`` for it, then uses that stack.
