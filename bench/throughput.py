@@ -27,7 +27,7 @@ from bench.stack import EngineOptions, EngineProcesses, bench_database, dev_serv
 from telephony.scenario import Scenario
 
 # TODO(engine): the engine reaches about 0.36 of the baseline's rate, because a
-# contact costs about three times a baseline child's CPU (bench/README.md).
+# contact costs about 2.7 times a baseline child's CPU (bench/README.md).
 TARGET_RATIO = 0.5
 WARM_UP_ITEMS = 20
 TIMEOUT_SECONDS = 900.0
