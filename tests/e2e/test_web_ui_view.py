@@ -23,17 +23,19 @@ async def test_waiting_contact_as_web_ui_shows(dev_env, sqlite_db):
             lambda: _waiting_members(engine, campaign_id), timeout=60
         )
         workflow_id = members[0]["workflow_id"]
+        query = (
+            f'WorkflowId STARTS_WITH "{engine.settings.workflow_id_prefix}" AND '
+            f'OutboundCampaignId = "{campaign_id}" AND OutboundMemberState = "waiting"'
+        )
+        # The database shows the wait first: the workflow's upsert reaches
+        # Temporal once its notice to the campaign is sent, and visibility
+        # follows a moment later.
+        listed = await eventually(lambda: _listed(dev_env.client, query))
         handle = dev_env.client.get_workflow_handle(workflow_id)
         description = await handle.describe()
         metadata = await handle.query(
             "__temporal_workflow_metadata", result_type=WorkflowMetadata
         )
-        query = (
-            f'WorkflowId STARTS_WITH "{engine.settings.workflow_id_prefix}" AND '
-            f'OutboundCampaignId = "{campaign_id}" AND OutboundMemberState = "waiting"'
-        )
-        # Visibility is updated a moment after the workflow itself.
-        listed = await eventually(lambda: _listed(dev_env.client, query))
         await engine.api.post(f"/campaigns/{campaign_id}/cancel")
 
     attributes = description.typed_search_attributes
