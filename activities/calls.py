@@ -60,7 +60,7 @@ from telephony.provider import (
 )
 from workflows import names
 
-# Error code recorded on an attempt whose call the provider does not know.
+# Error code recorded on an attempt whose call the provider has no record of.
 LOST_CALL = "lost"
 HTTP_NOT_FOUND = 404
 

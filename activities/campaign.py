@@ -125,7 +125,7 @@ class CampaignActivities:
 
     @activity.defn(name=names.ACTIVITY_NOTIFY_CAMPAIGN)
     async def notify_campaign(self, notice: CampaignNotice) -> bool:
-        """Signal the campaign's current run; return False if no run is open."""
+        """Signal the campaign's current run, or return False if no run is open."""
         handle = self._client.get_workflow_handle(notice.campaign_workflow_id)
         try:
             await handle.signal(notice.signal, notice.member_id)

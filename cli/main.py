@@ -332,7 +332,7 @@ def _leave(stack: EmbeddedStack, *, started_here: bool, stop: bool) -> None:
 
 
 def _start(stack: EmbeddedStack, *, quiet: bool = False) -> bool:
-    """Start the stack unless it is running; return True if started here."""
+    """Start the stack unless it is running, and return True if started here."""
     if stack.is_running():
         return False
     if not quiet:

@@ -35,7 +35,7 @@ STOP_TIMEOUT_SECONDS = 30.0
 SIMULATOR_CALLS_PER_SECOND = 20
 # Temporal's SQLite file keeps a write-ahead log and syncs it at checkpoints,
 # not at every commit: campaigns ran 2.6 times as fast here. A crashed server
-# loses nothing; a power cut can lose the last commits, not the file.
+# loses nothing, and a power cut can lose the last commits but not the file.
 TEMPORAL_SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
 
 
@@ -94,7 +94,7 @@ def find_binary(name: str) -> str:
 
 
 def _wait_for_exit(pids: dict[str, int], timeout: float) -> None:
-    """Wait until every process has exited; kill those left at the timeout."""
+    """Wait until every process has exited, and kill those left at the timeout."""
     deadline = time.monotonic() + timeout
     left = dict(pids)
     while left and time.monotonic() < deadline:
@@ -181,7 +181,7 @@ class EmbeddedStack:
     def start_unless_running(
         self, wait_seconds: float = STARTUP_TIMEOUT_SECONDS
     ) -> bool:
-        """Start the stack unless its API responds; return True if started here.
+        """Start the stack unless its API responds, and return True if started here.
 
         A command that finds another one starting the stack in this directory
         waits up to ``wait_seconds`` for it, then uses that stack.
@@ -315,7 +315,7 @@ class EmbeddedStack:
         self._processes.clear()
 
     def stop_detached(self) -> int:
-        """Stop the processes listed in stack.json and wait until they exit;
+        """Stop the processes listed in stack.json, wait until they exit, and
         return how many were running."""
         path = self.data_dir / "stack.json"
         if not path.exists():

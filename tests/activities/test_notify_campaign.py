@@ -13,7 +13,7 @@ from workflows import names
 
 @workflow.defn(name="NoticeListener")
 class NoticeListener:
-    """Stands in for a campaign: returns the first finished member it hears of."""
+    """A stand-in campaign that returns the first finished member it receives."""
 
     def __init__(self) -> None:
         self._finished: list[int] = []
@@ -44,7 +44,7 @@ async def test_notice_reaches_running_campaign(dev_env, task_queue, sqlite_db):
         assert await handle.result() == 7
 
 
-async def test_notice_to_closed_campaign_returns_false(dev_env, task_queue, sqlite_db):
+async def test_notice_to_missing_campaign_returns_false(dev_env, task_queue, sqlite_db):
     activities = CampaignActivities(sqlite_db, dev_env.client)
     notice = CampaignNotice(f"absent-{task_queue}", names.SIGNAL_CONTACT_IDLE, 7)
 
